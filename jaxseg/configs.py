@@ -1,0 +1,125 @@
+"""The default config every experiment starts from, and its validation.
+
+Every field is documented here once; experiment files in ``experiments/``
+override what they need (``config = configs.default(); config.x = ...``) and any
+field can be overridden on the command line with ``--config.a.b=value``.
+Fields that change the compiled program (architecture, optimizer family,
+schedule kind, loss terms present, batch and image size, dataset, epochs) are
+*static*; every numeric hyperparameter listed in :data:`REPLICA_FIELDS` may
+differ between the replicas of one cohort.
+"""
+
+import os
+
+import ml_collections
+
+# Numeric fields that may take a different value in every replica of one cohort.
+# Loss weights and loss parameters (loss.weights.*, loss.params.*) are replica fields too.
+REPLICA_FIELDS = (
+    "seed",
+    "optim.learning_rate",
+    "optim.weight_decay",
+    "optim.momentum",
+    "optim.l1",
+    "model.dropout.encoder",
+    "model.dropout.bottleneck",
+    "model.dropout.decoder",
+    "data.fraction",
+    "data.subset_seed",
+)
+
+
+def default() -> ml_collections.ConfigDict:
+    """Returns the default config: a small U-Net on the built-in phantom data."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0  # model init, batch order, augmentation and dropout of this run
+
+    c.data = d = ml_collections.ConfigDict()
+    d.name = "phantom"  # phantom | cmr96 | acdc | folder
+    d.source_dir = ""  # raw data folder for cmr96 / acdc / folder
+    d.tfds_dir = os.environ.get("JAXSEG_TFDS_DIR", "~/.cache/jaxseg/tensorflow_datasets")
+    d.num_classes = 4  # including background
+    d.grey_levels = ml_collections.FieldReference(None, field_type=tuple)  # folder masks
+    d.train_split = "train"
+    d.val_split = "val"
+    d.image_size = 96  # crop/pad every image to this side; 0 keeps the files' size
+    d.scaling = "none"  # none | minmax | percentile (per image)
+    d.clahe = False
+    d.clahe_clip_limit = 0.01
+    d.clahe_tiles = 8
+    d.fraction = 1.0  # fraction of the training images this run trains on
+    d.subset_seed = 0  # which images a fraction < 1 keeps
+    d.folds = 0  # >= 2: k-fold cross-validation over train + val
+    d.fold = 0
+    d.fold_seed = 0
+    d.phantom = ml_collections.ConfigDict(
+        dict(size=96, seed=0, num_train=160, num_val=40, num_test=40))
+
+    c.augment = a = ml_collections.ConfigDict()
+    a.hflip = False
+    a.vflip = False
+    a.rotation = 0.0  # max degrees, uniform in [-r, r]; 180 for any orientation
+    a.translation = 0.0  # max pixels, uniform in [-t, t] on each axis
+    a.crop = 0  # > 0: random crop of this side (training only)
+
+    c.model = m = ml_collections.ConfigDict()
+    m.name = "unet"
+    m.depth = 3  # number of 2x down-samplings
+    m.base_width = 16
+    m.norm = "batch"  # batch | instance | none
+    m.norm_position = "after"  # norm before or after the activation
+    m.activation = "relu"  # relu | leaky_relu
+    m.upsample = "transpose"  # transpose (2x2 stride-2 transposed conv) | bilinear (+1x1 conv)
+    m.head = "softmax"  # softmax (multi-class) | sigmoid (binary, num_classes=2)
+    m.init = "he"  # he | xavier
+    m.dropout = ml_collections.ConfigDict(dict(encoder=0.0, bottleneck=0.0, decoder=0.0))
+
+    c.loss = lo = ml_collections.ConfigDict()
+    # Named terms and their weights; the total loss is the weighted sum (losses.TERMS).
+    lo.weights = ml_collections.ConfigDict({"ce": 1.0, "dice": 1.0})
+    lo.params = ml_collections.ConfigDict(dict(
+        focal_gamma=2.0, focal_alpha=0.25, tversky_alpha=0.3, tversky_beta=0.7,
+        lam=0.5, ecn_beta=0.999, smooth=1.0))
+
+    c.optim = o = ml_collections.ConfigDict()
+    o.name = "adamw"  # adam | adamw | sgd | rmsprop | adagrad | adamax | adadelta
+    o.learning_rate = 1e-3
+    o.weight_decay = 1e-4
+    o.weight_decay_mode = "default"  # default | coupled (L2 in the gradient) | decoupled
+    o.momentum = -1.0  # sgd, rmsprop; -1: the family's default (sgd 0.9, rmsprop 0.0)
+    o.nesterov = False
+    o.l1 = 0.0  # L1 penalty on the conv kernels
+    o.grad_clip = 0.0  # > 0: clip by global norm
+    o.b1 = 0.9  # adam, adamw, adamax
+    o.b2 = 0.999
+    o.eps = 1e-8
+    o.rho = 0.9  # rmsprop decay, adadelta rho
+    o.schedule = "constant"  # constant | step | exponential | piecewise | cosine | plateau
+    o.step_every = 100  # step: epochs between drops
+    o.step_factor = 0.1
+    o.decay_rate = 0.97  # exponential: factor per epoch
+    o.hold_epochs = 50  # piecewise: constant for this many epochs ...
+    o.piece_every = 10  # ... then x piece_factor every piece_every epochs
+    o.piece_factor = 0.8
+    o.cosine_min = 0.0  # cosine: final fraction of the learning rate
+    o.plateau_factor = 0.5
+    o.plateau_patience = 5
+    o.plateau_min_scale = 1e-3
+
+    c.train = t = ml_collections.ConfigDict()
+    t.epochs = 20
+    t.batch_size = 16
+    t.strategy = "auto"  # auto | vmap | unroll | map: how replicas share one program
+    t.loop = "auto"  # auto | step (a dispatch per step) | scan (one per epoch)
+    t.scan_unroll = 1  # loop=scan: lax.scan unroll factor
+    t.early_stopping = 0  # > 0: patience in evals on validation loss
+    t.checkpoint_every = 1  # epochs between checkpoints
+
+    c.eval = e = ml_collections.ConfigDict()
+    e.every = 1  # epochs between evaluations
+    e.batch_size = 32
+    e.select = "dice"  # metric that picks the best epoch: dice (max) | loss (min)
+    e.bf_tolerance = 2.0  # pixels, boundary F1 distance tolerance
+    e.hd95 = True  # compute HD95 at every eval (host-side distance transforms)
+    return c
+

@@ -1,0 +1,1 @@
+"""Data: TFDS builders, host pre-processing, loading, on-device augmentation."""

@@ -1,0 +1,282 @@
+"""TensorFlow-datasets builders for every dataset jaxseg reads, usable without TensorFlow.
+
+The builders write ``array_record`` files whose features are zlib-encoded
+``tfds.features.Tensor`` values and are read back with ``as_data_source()``:
+that path needs no TensorFlow (GUIDE §3). Images are stored as float32 in [0, 1]
+at their original size; pre-processing (CLAHE, crop/pad) happens when the data
+is loaded, so changing it never forces a rebuild.
+
+Builders (TFDS names in brackets):
+
+* ``phantom`` [jaxseg_phantom]: synthetic short-axis slices (:mod:`jaxseg.data.phantom`).
+* ``cmr96`` [jaxseg_cmr96]: ``train/``, ``val/`` with masks, ``test/`` without.
+* ``acdc`` [jaxseg_acdc]: the SSL4MIS HDF5 layout; ``train`` holds slices, ``val``
+  (and ``test`` when present) hold whole volumes with their slice order.
+* ``folder`` [jaxseg_folder]: a user's ``images/`` + ``masks/`` PNGs with a grey-level to
+  class mapping; ``train/``, ``val/``, ``test/`` sub-folders become splits.
+
+Each builder config carries its source folder and options; its name includes a
+hash of them so two folders never share a cache.
+"""
+
+import dataclasses
+import glob
+import hashlib
+import os
+import re
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from jaxseg.data import phantom, readers
+from jaxseg.errors import JaxsegError
+
+_VERSION = tfds.core.Version("1.0.0")
+tfds.disable_progress_bar()  # jaxseg reports its own progress; TFDS bars garble logs
+
+
+def _features(volume: bool) -> tfds.features.FeaturesDict:
+    shape = (None, None, None) if volume else (None, None)
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Tensor(shape=shape, dtype=np.float32, encoding="zlib"),
+        # Unlabelled examples store a mask of size 0 so it can never pass for truth.
+        "label": tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="zlib"),
+        "id": tfds.features.Text(),
+    })
+
+
+@dataclasses.dataclass(eq=False)
+class SegConfig(tfds.core.BuilderConfig):
+    """Options shared by the jaxseg builders.
+
+    Attributes:
+      source_dir: the folder the raw files are read from (unused by ``phantom``).
+      num_classes: the number of declared classes, background included.
+      grey_levels: for ``folder``: the grey value of each class in the mask PNGs.
+      size: for ``phantom``: the image side.
+      seed: for ``phantom``: the seed of the generator.
+      num_train: for ``phantom``: training images.
+      num_val: for ``phantom``: validation images.
+      num_test: for ``phantom``: test images.
+    """
+
+    source_dir: str = ""
+    num_classes: int = 4
+    grey_levels: tuple[int, ...] | None = None
+    size: int = 96
+    seed: int = 0
+    num_train: int = 160
+    num_val: int = 40
+    num_test: int = 40
+
+
+def make_config(**options) -> SegConfig:
+    """Builds a SegConfig whose name hashes its options (one cache per source and options)."""
+    if options.get("source_dir"):
+        options["source_dir"] = os.path.abspath(os.path.expanduser(options["source_dir"]))
+    if options.get("grey_levels") is not None:
+        options["grey_levels"] = tuple(int(g) for g in options["grey_levels"])
+    key = repr(sorted(options.items())).encode()
+    name = "c" + hashlib.sha1(key).hexdigest()[:12]
+    return SegConfig(name=name, version=_VERSION, **options)
+
+
+class JaxsegPhantom(tfds.core.GeneratorBasedBuilder):
+    """Synthetic cardiac short-axis slices, deterministic from a seed."""
+
+    VERSION = _VERSION
+    BUILDER_CONFIGS = [make_config()]
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=_features(volume=False))
+
+    def _split_generators(self, dl_manager):
+        c = self.builder_config
+        counts = {"train": c.num_train, "val": c.num_val, "test": c.num_test}
+        # Each split has its own seed stream so resizing one split leaves the others alone.
+        return {split: self._generate_examples(c.seed * 1000 + i, n, c.size)
+                for i, (split, n) in enumerate(counts.items()) if n > 0}
+
+    def _generate_examples(self, seed, count, size):
+        for i, (image, label) in enumerate(phantom.phantom_split(seed, count, size)):
+            yield i, {"image": image, "label": label, "id": f"phantom{i:05d}"}
+
+
+def _natural_key(path: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
+
+
+def _pngs(folder: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(folder, "*.png")), key=_natural_key)
+
+
+def _find_mask(mask_dir: str, image_path: str) -> str | None:
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    for name in (f"{stem}_mask.png", f"{stem}.png"):
+        p = os.path.join(mask_dir, name)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def _png_examples(image_dir: str, mask_dir: str | None, num_classes: int, grey_levels,
+                  require_masks: bool):
+    """Yields (key, example) for every PNG in image_dir, with its mask if there is one."""
+    images = _pngs(image_dir)
+    if not images:
+        raise JaxsegError(f"no PNG images in {image_dir}")
+    for path in images:
+        raw = readers.read_png(path)
+        mask_path = _find_mask(mask_dir, path) if mask_dir else None
+        if mask_path is None:
+            if require_masks:
+                raise JaxsegError(f"image {path} has no mask in {mask_dir} (looked for "
+                                  f"<name>_mask.png and <name>.png)")
+            label = np.zeros((0, 0), np.uint8)
+        else:
+            label = readers.read_mask(mask_path, num_classes, grey_levels, raw.shape, path)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        yield stem, {"image": readers.image_to_unit(raw), "label": label, "id": stem}
+
+
+class JaxsegCmr96(tfds.core.GeneratorBasedBuilder):
+    """The 96x96 ACDC-derived teaching set: ``{train,val}/{image,mask}``, ``test/image``."""
+
+    VERSION = _VERSION
+    BUILDER_CONFIGS = [make_config(source_dir="../shared/data/cmr96")]
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=_features(volume=False))
+
+    def _split_generators(self, dl_manager):
+        root = readers.require_dir(self.builder_config.source_dir, "cmr96")
+        splits = {}
+        for split in ("train", "val", "test"):
+            image_dir = os.path.join(root, split, "image")
+            if not os.path.isdir(image_dir):
+                if split == "train":
+                    readers.require_dir(image_dir, "cmr96 training images")
+                continue
+            mask_dir = os.path.join(root, split, "mask")
+            labelled = os.path.isdir(mask_dir)
+            splits[split] = _png_examples(image_dir, mask_dir if labelled else None,
+                                          self.builder_config.num_classes, None,
+                                          require_masks=labelled)
+        return splits
+
+    def _generate_examples(self):  # the generators come from _split_generators
+        raise NotImplementedError
+
+
+class JaxsegFolder(tfds.core.GeneratorBasedBuilder):
+    """A user's PNGs: ``[split/]images/*.png`` and ``[split/]masks/*.png`` (grey-level masks)."""
+
+    VERSION = _VERSION
+    BUILDER_CONFIGS = [make_config(source_dir=".", num_classes=3, grey_levels=(0, 128, 255))]
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=_features(volume=False))
+
+    def _split_generators(self, dl_manager):
+        c = self.builder_config
+        root = readers.require_dir(c.source_dir, "folder dataset")
+        if c.grey_levels is not None and len(c.grey_levels) != c.num_classes:
+            raise JaxsegError(f"folder dataset: grey_levels {list(c.grey_levels)} name "
+                              f"{len(c.grey_levels)} classes but num_classes={c.num_classes}")
+        split_roots = {s: os.path.join(root, s) for s in ("train", "val", "test")
+                       if os.path.isdir(os.path.join(root, s))}
+        if not split_roots:
+            split_roots = {"train": root}
+        splits = {}
+        for split, base in split_roots.items():
+            image_dir = readers.require_dir(os.path.join(base, "images"),
+                                            f"folder dataset, split {split}")
+            mask_dir = os.path.join(base, "masks")
+            labelled = os.path.isdir(mask_dir)
+            splits[split] = _png_examples(image_dir, mask_dir if labelled else None,
+                                          c.num_classes, c.grey_levels, require_masks=labelled)
+        return splits
+
+    def _generate_examples(self):
+        raise NotImplementedError
+
+
+def _read_list(path: str) -> list[str]:
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+class JaxsegAcdc(tfds.core.GeneratorBasedBuilder):
+    """ACDC in the SSL4MIS HDF5 layout: training slices; validation/test whole volumes."""
+
+    VERSION = _VERSION
+    BUILDER_CONFIGS = [make_config(source_dir="../shared/data/acdc")]
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=_features(volume=False))
+
+    def _split_generators(self, dl_manager):
+        root = readers.require_dir(self.builder_config.source_dir, "acdc")
+        data = readers.require_dir(os.path.join(root, "data"), "acdc HDF5 files")
+        splits = {}
+        list_path = os.path.join(root, "train_slices.list")
+        if not os.path.exists(list_path):
+            raise JaxsegError(f"acdc: {list_path} not found (SSL4MIS layout expected)")
+        splits["train"] = self._examples(data, _read_list(list_path))
+        for split in ("val", "test"):
+            p = os.path.join(root, f"{split}.list")
+            if os.path.exists(p):
+                names = _read_list(p)
+                missing = [n for n in names if not os.path.exists(os.path.join(data, n + ".h5"))]
+                if missing and split == "test" and len(missing) == len(names):
+                    continue  # the test volumes are often withheld; the list alone is no split
+                splits[split] = self._examples(data, names)
+        return splits
+
+    def _examples(self, data_dir, names):
+        for name in names:
+            image, label = readers.read_h5(os.path.join(data_dir, name + ".h5"),
+                                           self.builder_config.num_classes)
+            if image.ndim == 3:
+                # A volume is stored as consecutive slice examples keyed by volume and
+                # slice index, so slice order and volume identity survive (the features
+                # of all splits must agree, and per-slice storage keeps loading uniform).
+                for z in range(image.shape[0]):
+                    yield f"{name}/{z:03d}", {"image": image[z], "label": label[z],
+                                              "id": f"{name}/{z:03d}"}
+            else:
+                yield name, {"image": image, "label": label, "id": name}
+
+    def _generate_examples(self):
+        raise NotImplementedError
+
+
+BUILDERS = {
+    "phantom": JaxsegPhantom,
+    "cmr96": JaxsegCmr96,
+    "acdc": JaxsegAcdc,
+    "folder": JaxsegFolder,
+}
+
+
+def prepare(name: str, tfds_dir: str, **options) -> tfds.core.DatasetBuilder:
+    """Builds (once; later calls reuse the cache) and returns a jaxseg TFDS builder.
+
+    Args:
+      name: one of ``BUILDERS``.
+      tfds_dir: where TFDS keeps prepared datasets.
+      **options: fields of :class:`SegConfig` (``source_dir``, ``grey_levels``, ...).
+
+    Returns:
+      The prepared builder; read it with ``builder.as_data_source(split)``.
+    """
+    if name not in BUILDERS:
+        raise JaxsegError(f"unknown dataset {name!r}; choose one of {sorted(BUILDERS)}")
+    if name != "phantom" and not options.get("source_dir"):
+        raise JaxsegError(f"dataset {name!r} needs data.source_dir (see README.md, 'Real data')")
+    if options.get("source_dir"):
+        readers.require_dir(options["source_dir"], name)
+    builder = BUILDERS[name](config=make_config(**options),
+                             data_dir=os.path.expanduser(tfds_dir), file_format="array_record")
+    builder.download_and_prepare()
+    return builder

@@ -1,0 +1,75 @@
+"""Host-side pre-processing applied once when a dataset is loaded: scaling, CLAHE, crop/pad.
+
+These run in NumPy before the data moves to the device, so they cost nothing per
+epoch; anything random (augmentation) happens on the device instead
+(:mod:`jaxseg.data.augment`).
+"""
+
+import numpy as np
+
+from jaxseg.errors import check_choice
+
+SCALINGS = ("none", "minmax", "percentile")
+
+
+def scale(image: np.ndarray, mode: str) -> np.ndarray:
+    """Rescales one image to [0, 1].
+
+    Args:
+      image: float image, already in [0, 1] by its file's range.
+      mode: ``none`` (keep), ``minmax`` (per image min to 0, max to 1) or
+        ``percentile`` (per image 1st/99th percentiles to 0/1, clipped; robust to
+        the few very bright pixels MR images often have).
+
+    Returns:
+      The scaled float32 image.
+    """
+    check_choice("data.scaling", mode, SCALINGS)
+    if mode == "none":
+        return image.astype(np.float32)
+    if mode == "minmax":
+        lo, hi = float(image.min()), float(image.max())
+    else:
+        lo, hi = (float(v) for v in np.percentile(image, [1, 99]))
+    if hi <= lo:
+        return np.zeros_like(image, np.float32)
+    return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def clahe(image: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation (scikit-image's implementation).
+
+    Args:
+      image: float image in [0, 1].
+      clip_limit: the normalised clip limit (0.01 is scikit-image's default).
+      tiles: tiles per side; the kernel is ``image_size / tiles``.
+
+    Returns:
+      The equalised float32 image in [0, 1].
+    """
+    from skimage import exposure
+
+    kernel = (max(image.shape[0] // tiles, 2), max(image.shape[1] // tiles, 2))
+    return exposure.equalize_adapthist(np.clip(image, 0, 1), kernel_size=kernel,
+                                       clip_limit=clip_limit).astype(np.float32)
+
+
+def crop_or_pad(arr: np.ndarray, size: int, fill=0) -> np.ndarray:
+    """Centre-crops and/or zero-pads the last two axes of ``arr`` to ``size x size``.
+
+    Args:
+      arr: an array ``(..., H, W)``.
+      size: the output side.
+      fill: the pad value.
+
+    Returns:
+      An array ``(..., size, size)``; the centre of the input stays at the centre.
+    """
+    h, w = arr.shape[-2:]
+    out = np.full(arr.shape[:-2] + (size, size), fill, arr.dtype)
+    # Offsets into the source (crop) and the destination (pad) on each axis.
+    sy, dy = max((h - size) // 2, 0), max((size - h) // 2, 0)
+    sx, dx = max((w - size) // 2, 0), max((size - w) // 2, 0)
+    ch, cw = min(h, size), min(w, size)
+    out[..., dy:dy + ch, dx:dx + cw] = arr[..., sy:sy + ch, sx:sx + cw]
+    return out

@@ -1,0 +1,151 @@
+"""Readers for the image and mask files the builders ingest, with errors naming the file.
+
+Everything a user can get wrong in a data folder (a missing folder, an unreadable
+or corrupt image, a mask whose size differs from its image, labels outside the
+declared classes) raises :class:`jaxseg.errors.JaxsegError` with the file's path.
+"""
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaxseg.errors import JaxsegError
+
+
+def require_dir(path: str, what: str) -> str:
+    """Returns ``path`` if it is a directory, else raises a JaxsegError naming it.
+
+    Args:
+      path: the folder.
+      what: what the folder should hold, for the message.
+
+    Returns:
+      The absolute path.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(path):
+        raise JaxsegError(f"{what}: data folder not found: {path} (see README.md, 'Real data')")
+    return path
+
+
+def read_png(path: str) -> np.ndarray:
+    """Reads an 8- or 16-bit PNG (or any PIL-readable image) as a 2-D grey array.
+
+    Args:
+      path: the image file.
+
+    Returns:
+      A 2-D array (uint8 or uint16). RGB images are converted to grey levels;
+      RGB masks are refused by :func:`read_mask`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGB", "RGBA", "P", "LA"):
+                im = im.convert("L")
+            arr = np.asarray(im)
+    except FileNotFoundError:
+        raise JaxsegError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise JaxsegError(f"unreadable image {path}: {e}") from None
+    if arr.ndim != 2:
+        raise JaxsegError(f"image {path} has shape {arr.shape}; expected a 2-D grey image")
+    return arr
+
+
+def image_to_unit(arr: np.ndarray) -> np.ndarray:
+    """Scales an integer image to float32 in [0, 1] by its dtype's range (uint8: /255)."""
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+    return arr.astype(np.float32)
+
+
+def labels_from_grey(mask: np.ndarray, grey_levels: Sequence[int] | None, path: str,
+                     num_classes: int) -> np.ndarray:
+    """Maps a mask's grey levels to class indices and checks them.
+
+    Args:
+      mask: the raw mask.
+      grey_levels: ``grey_levels[c]`` is the grey value of class ``c`` (e.g. 0/128/255);
+        ``None`` means the mask already holds class indices.
+      path: the file, for the message.
+      num_classes: the number of declared classes.
+
+    Returns:
+      uint8 labels in ``[0, num_classes)``.
+    """
+    values = np.unique(mask)
+    if grey_levels is None:
+        bad = values[(values < 0) | (values >= num_classes)]
+        if bad.size:
+            raise JaxsegError(
+                f"mask {path} holds labels {bad.tolist()} outside the declared classes "
+                f"0..{num_classes - 1}")
+        return mask.astype(np.uint8)
+    lut = {int(g): c for c, g in enumerate(grey_levels)}
+    bad = [int(v) for v in values if int(v) not in lut]
+    if bad:
+        raise JaxsegError(
+            f"mask {path} holds grey levels {bad} that are not in the declared mapping "
+            f"{list(grey_levels)}")
+    out = np.zeros(mask.shape, np.uint8)
+    for g, c in lut.items():
+        out[mask == g] = c
+    return out
+
+
+def read_mask(path: str, num_classes: int, grey_levels: Sequence[int] | None = None,
+              image_shape: tuple[int, ...] | None = None, image_path: str = "") -> np.ndarray:
+    """Reads a label mask, checking its size against its image and its labels.
+
+    Args:
+      path: the mask file.
+      num_classes: the number of declared classes.
+      grey_levels: the grey level of each class, or None for masks holding class indices.
+      image_shape: the shape of the image the mask belongs to, if known.
+      image_path: that image's path, for the message.
+
+    Returns:
+      uint8 labels.
+    """
+    mask = read_png(path)
+    if image_shape is not None and mask.shape != tuple(image_shape):
+        raise JaxsegError(
+            f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is "
+            f"{image_shape[1]}x{image_shape[0]}")
+    return labels_from_grey(mask, grey_levels, path, num_classes)
+
+
+def read_h5(path: str, num_classes: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Reads an SSL4MIS-layout HDF5 file with datasets ``image`` and ``label``.
+
+    Args:
+      path: the ``.h5`` file (a slice ``(H, W)`` or a volume ``(S, H, W)``).
+      num_classes: the number of declared classes.
+
+    Returns:
+      ``(image float32, label uint8)`` of the same shape.
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            image = np.asarray(f["image"], np.float32)
+            label = np.asarray(f["label"]) if "label" in f else None
+    except FileNotFoundError:
+        raise JaxsegError(f"HDF5 file not found: {path}") from None
+    except KeyError:
+        raise JaxsegError(f"HDF5 file {path} has no 'image' dataset") from None
+    except OSError as e:
+        raise JaxsegError(f"unreadable HDF5 file {path}: {e}") from None
+    if label is None:
+        raise JaxsegError(f"HDF5 file {path} has no 'label' dataset")
+    if label.shape != image.shape:
+        raise JaxsegError(f"HDF5 file {path}: label shape {label.shape} != image shape "
+                          f"{image.shape}")
+    if not np.all(np.isfinite(image)):
+        raise JaxsegError(f"HDF5 file {path}: image holds NaN or inf")
+    return image, labels_from_grey(label, None, path, num_classes)

@@ -1,0 +1,173 @@
+"""Builders on the real data (counts and labels as in ../shared/data/README.md), bad data."""
+
+import numpy as np
+import pytest
+from conftest import shared_dir
+from PIL import Image
+
+from jaxseg import configs
+from jaxseg.data import augment, builders, datasets, phantom, preprocess
+from jaxseg.errors import JaxsegError
+
+
+def data_cfg(name, tfds_dir, **kw):
+    c = configs.default().data
+    c.name = name
+    c.tfds_dir = tfds_dir
+    for k, v in kw.items():
+        setattr(c, k, v)
+    return c
+
+
+def test_cmr96_counts_labels_and_class_fractions(tfds_dir):
+    src = shared_dir("cmr96")
+    d = datasets.load(data_cfg("cmr96", tfds_dir, source_dir=src))
+    assert d.train.images.shape == (100, 96, 96, 1) and d.val.images.shape == (20, 96, 96, 1)
+    assert d.train.ids[0] == "cmr1" and d.val.ids[-1] == "cmr120"
+    assert set(np.unique(d.train.labels)) == {0, 1, 2, 3}
+    frac = d.class_counts / d.class_counts.sum()
+    np.testing.assert_allclose(frac, [0.824, 0.053, 0.061, 0.063], atol=1e-3)
+    val_frac = np.bincount(d.val.labels.ravel(), minlength=4) / d.val.labels.size
+    np.testing.assert_allclose(val_frac, [0.830, 0.047, 0.057, 0.066], atol=1e-3)
+    assert 0.0 <= d.train.images.min() and d.train.images.max() <= 1.0
+    # The test split has images and no masks: it must never pass for truth.
+    builder = builders.prepare("cmr96", tfds_dir, source_dir=src, num_classes=4)
+    images, labels, ids = datasets.read_split(builder, "test")
+    assert len(ids) == 80 and ids[0] == "cmr121" and all(lab.size == 0 for lab in labels)
+    with pytest.raises(JaxsegError, match="no masks"):
+        datasets.load(data_cfg("cmr96", tfds_dir, source_dir=src, val_split="test"))
+
+
+def test_acdc_slices_and_volumes(tfds_dir):
+    src = shared_dir("acdc")
+    d = datasets.load(data_cfg("acdc", tfds_dir, source_dir=src, image_size=224))
+    assert len(d.train) == 1312 and d.train.volume is None
+    assert d.train.images.shape[1:] == (224, 224, 1)
+    assert len(d.val.volume_ids) == 20
+    assert d.val.volume_ids[0].startswith("patient")
+    # Slice order inside a volume is preserved: ids within a volume are consecutive z.
+    first = [i for i, v in zip(d.val.ids, d.val.volume, strict=True) if v == 0]
+    assert first == [f"{d.val.volume_ids[0]}/{z:03d}" for z in range(len(first))]
+    assert set(np.unique(d.train.labels)) == {0, 1, 2, 3}
+    frac = d.class_counts / d.class_counts.sum()
+    assert frac[0] > 0.9 and np.all(frac[1:] > 0.005)
+
+
+def test_phantom_is_deterministic_and_labelled():
+    a = phantom.phantom_split(3, 4)
+    b = phantom.phantom_split(3, 4)
+    for (ia, la), (ib, lb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(la, lb)
+    labels = np.stack([lab for _, lab in a])
+    assert set(np.unique(labels)) == {0, 1, 2, 3}
+    assert not np.array_equal(a[0][0], phantom.phantom_split(4, 1)[0][0])
+
+
+def write_png(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(arr, np.uint8)).save(path)
+
+
+def folder_cfg(tfds_dir, root, **kw):
+    return data_cfg("folder", tfds_dir, source_dir=str(root), num_classes=3,
+                    grey_levels=(0, 128, 255), image_size=0, val_split="train", **kw)
+
+
+def test_folder_grey_levels(tmp_path, tfds_dir):
+    for i in range(3):
+        write_png(tmp_path / "images" / f"img{i}.png", np.full((8, 8), 10 * i))
+        mask = np.zeros((8, 8))
+        mask[2:4] = 128
+        mask[5:] = 255
+        write_png(tmp_path / "masks" / f"img{i}.png", mask)
+    d = datasets.load(folder_cfg(tfds_dir, tmp_path))
+    assert d.train.labels.shape == (3, 8, 8)
+    np.testing.assert_array_equal(np.unique(d.train.labels[0]), [0, 1, 2])
+    assert d.train.labels[0, 2, 0] == 1 and d.train.labels[0, 6, 0] == 2
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", "data folder not found"),
+    ("corrupt", "unreadable image .*img0.png"),
+    ("size", "mask .*img0.png is 4x4 but its image .*img0.png is 8x8"),
+    ("labels", "img0.png holds grey levels \\[77\\]"),
+])
+def test_bad_data_names_the_file(tmp_path, tfds_dir, problem, message):
+    root = tmp_path / "ds"
+    if problem != "missing":
+        write_png(root / "images" / "img0.png", np.zeros((8, 8)))
+        write_png(root / "masks" / "img0.png", np.zeros((8, 8)))
+    if problem == "corrupt":
+        (root / "images" / "img0.png").write_bytes(b"\x89PNG not really")
+    elif problem == "size":
+        write_png(root / "masks" / "img0.png", np.zeros((4, 4)))
+    elif problem == "labels":
+        write_png(root / "masks" / "img0.png", np.full((8, 8), 77))
+    with pytest.raises(JaxsegError, match=message):
+        datasets.load(folder_cfg(tfds_dir, root))
+
+
+def test_unknown_dataset_and_missing_source(tfds_dir):
+    with pytest.raises(JaxsegError, match="unknown dataset 'cmr69'"):
+        datasets.load(data_cfg("cmr96".replace("96", "69"), tfds_dir))
+    with pytest.raises(JaxsegError, match="needs data.source_dir"):
+        datasets.load(data_cfg("cmr96", tfds_dir))
+
+
+def test_crop_pad_and_scaling():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    out = preprocess.crop_or_pad(a, 2)
+    np.testing.assert_array_equal(out, [[1, 2], [5, 6]])
+    out = preprocess.crop_or_pad(a, 5)
+    # 3 rows pad to 5 with one zero row above; 4 columns pad to 5 with the zero on the right.
+    assert out.shape == (5, 5) and out[0].sum() == 0 and out[1].tolist() == [0, 1, 2, 3, 0]
+    s = preprocess.scale(np.array([[0.2, 0.6]]), "minmax")
+    np.testing.assert_allclose(s, [[0, 1]])
+    c = preprocess.clahe(np.linspace(0, 0.5, 64 * 64).reshape(64, 64), 0.01, 8)
+    assert c.shape == (64, 64) and 0 <= c.min() and c.max() <= 1 and c.max() > 0.5
+
+
+def test_kfold_partitions_the_pool():
+    pool = datasets.Split(np.zeros((10, 4, 4, 1)), np.zeros((10, 4, 4), int),
+                          [f"x{i}" for i in range(10)])
+    held = []
+    for fold in range(5):
+        train, val = datasets.kfold(pool, 5, fold, seed=0)
+        assert len(train) == 8 and len(val) == 2
+        held += val.ids
+    assert sorted(held) == sorted(pool.ids)
+    with pytest.raises(JaxsegError, match="data.fold"):
+        datasets.kfold(pool, 5, 5, 0)
+
+
+def test_augmentation_per_key_and_label_integrity():
+    import jax
+    import jax.numpy as jnp
+
+    _, label = phantom.phantom_split(0, 1)[0]
+    labels = jnp.asarray(np.stack([label] * 4), jnp.int32)
+    images = labels[..., None].astype(jnp.float32) / 3.0
+    cfg = configs.default().augment
+    cfg.hflip, cfg.vflip, cfg.rotation, cfg.translation = True, True, 180.0, 10.0
+    x1, y1 = augment.augment_batch(jax.random.key(0), images, labels, cfg)
+    x2, y2 = augment.augment_batch(jax.random.key(0), images, labels, cfg)
+    x3, _ = augment.augment_batch(jax.random.key(1), images, labels, cfg)
+    np.testing.assert_array_equal(x1, x2)
+    assert not np.array_equal(np.asarray(x1), np.asarray(x3))
+    assert set(np.unique(np.asarray(y1))) <= {0, 1, 2, 3}
+    # Nearest-neighbour labels follow the bilinear image: where the image is an exact
+    # class value, it matches the label (the image was built as label / 3).
+    exact = np.isclose(np.asarray(x1) * 3, np.round(np.asarray(x1) * 3), atol=1e-4)[..., 0]
+    inner = exact & (np.asarray(y1) > 0)
+    np.testing.assert_array_equal(np.round(np.asarray(x1)[..., 0] * 3)[inner],
+                                  np.asarray(y1)[inner])
+    # Flip only: a pure reversal, pixel for pixel.
+    cfg = configs.default().augment
+    cfg.hflip = True
+    xs, ys = augment.augment_batch(jax.random.key(2), images, labels, cfg)
+    for i in range(4):
+        assert (np.array_equal(ys[i], labels[i]) or np.array_equal(ys[i], labels[i][:, ::-1]))
+    cfg.crop = 64
+    xs, ys = augment.augment_batch(jax.random.key(2), images, labels, cfg)
+    assert xs.shape == (4, 64, 64, 1) and ys.shape == (4, 64, 64)

@@ -1,0 +1,119 @@
+"""Losses against values worked out by hand on two pixels, and per-replica (vmapped) calls."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseg import losses
+from jaxseg.errors import JaxsegError
+
+L3 = math.log(3.0)
+# Two pixels (one image, 1x2), softmax over 2 classes: p(A) = [.25, .75], p(B) = [.75, .25].
+LOGITS = jnp.array([[[[0.0, L3], [L3, 0.0]]]])
+LABELS = jnp.array([[[1, 1]]])
+P = dict(focal_gamma=2.0, focal_alpha=0.25, tversky_alpha=0.3, tversky_beta=0.7, lam=0.5,
+         ecn_beta=0.9, smooth=0.0)
+NLL_75, NLL_25 = -math.log(0.75), -math.log(0.25)
+
+
+def terms(names, params=P, logits=LOGITS, labels=LABELS, head="softmax", counts=None):
+    return losses.term_values(logits, labels, params, names, head=head, num_classes=2,
+                              class_counts=counts)
+
+
+def test_cross_entropies():
+    out = terms(("ce", "bce"))
+    assert out["ce"] == pytest.approx((NLL_75 + NLL_25) / 2, rel=1e-6)  # 0.836988
+    # BCE over both channels: A: -log(1-.25) - log(.75); B: -log(1-.75) - log(.25); / 4.
+    assert out["bce"] == pytest.approx((2 * NLL_75 + 2 * NLL_25) / 4, rel=1e-6)
+
+
+def test_weighted_ce_effective_number():
+    counts = np.array([100.0, 10.0])
+    w0 = 0.1 / (1 - 0.9**100)
+    w1 = 0.1 / (1 - 0.9**10)
+    w1n = 2 * w1 / (w0 + w1)  # normalised so the weights sum to K = 2: 1.211138
+    assert w1n == pytest.approx(1.211138, rel=1e-5)
+    out = terms(("wce",), counts=counts)
+    assert out["wce"] == pytest.approx(w1n * (NLL_75 + NLL_25) / 2, rel=1e-5)
+
+
+def test_focal_softmax_and_sigmoid():
+    out = terms(("focal",))
+    a = 0.25 * 0.25**2 * NLL_75
+    b = 0.25 * 0.75**2 * NLL_25
+    assert out["focal"] == pytest.approx((a + b) / 2, rel=1e-5)  # 0.099721
+    # Sigmoid head: z = +log3 (p=.75, y=1) and z = -log3 (p=.25, y=0).
+    logits = jnp.array([[[[L3], [-L3]]]])
+    labels = jnp.array([[[1, 0]]])
+    out = terms(("focal", "ce", "bce"), logits=logits, labels=labels, head="sigmoid")
+    fa = 0.25 * 0.25**2 * NLL_75  # alpha for the foreground pixel
+    fb = 0.75 * 0.25**2 * NLL_75  # 1 - alpha for the background pixel
+    assert out["focal"] == pytest.approx((fa + fb) / 2, rel=1e-5)
+    assert out["ce"] == pytest.approx(NLL_75, rel=1e-6)
+    assert out["bce"] == pytest.approx(NLL_75, rel=1e-6)
+
+
+def test_dice_family():
+    out = terms(("dice", "inv_dice", "tversky", "dice_inv", "switching"))
+    # Class 1: I = .75 + .25 = 1, P = 1, G = 2 -> Dice 2/3. Class 0: I = 0 -> Dice 0.
+    assert out["dice"] == pytest.approx(1 - 2 / 3, rel=1e-6)
+    assert out["inv_dice"] == pytest.approx(1.0, rel=1e-6)
+    # Tversky class 1: FP = P - I = 0, FN = G - I = 1 -> 1 / (1 + .7).
+    assert out["tversky"] == pytest.approx(1 - 1 / 1.7, rel=1e-6)
+    assert out["dice_inv"] == pytest.approx(0.5 * (1 / 3) + 0.5 * 1.0, rel=1e-6)
+    bce = (2 * NLL_75 + 2 * NLL_25) / 4
+    assert out["switching"] == pytest.approx(bce + 0.5 * (1 / 3) + 0.5, rel=1e-6)
+
+
+def test_smoothing():
+    out = terms(("dice", "inv_dice"), params={**P, "smooth": 1.0})
+    assert out["dice"] == pytest.approx(1 - 3 / 4, rel=1e-6)  # (2 + 1) / (3 + 1)
+    assert out["inv_dice"] == pytest.approx(1 - 1 / 2, rel=1e-6)  # (0 + 1) / (1 + 1)
+
+
+def test_weighted_sum_and_vmapped_replicas():
+    key = jax.random.key(0)
+    logits = jax.random.normal(key, (2, 8, 8, 4))
+    labels = jax.random.randint(jax.random.key(1), (2, 8, 8), 0, 4)
+    counts = np.array([50.0, 5.0, 5.0, 4.0])
+    w = {"ce": jnp.array([1.0, 0.5, 0.0]), "dice": jnp.array([1.0, 2.0, 0.3]),
+         "focal": jnp.array([0.0, 1.0, 0.5]), "tversky": jnp.array([0.2, 0.0, 1.0]),
+         "wce": jnp.array([0.1, 0.2, 0.3]), "switching": jnp.array([0.5, 0.0, 1.0])}
+    p = {**P, "focal_gamma": jnp.array([0.0, 1.0, 3.0]), "lam": jnp.array([0.1, 0.5, 0.9]),
+         "tversky_alpha": jnp.array([0.3, 0.5, 0.7]), "ecn_beta": jnp.array([0.9, 0.99, 0.999])}
+    p = {k: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (3,)) for k, v in p.items()}
+
+    def one(wr, pr):
+        return losses.total_loss(logits, labels, wr, pr, head="softmax", num_classes=4,
+                                 class_counts=counts)[0]
+
+    stacked = jax.vmap(one)(w, p)
+    for r in range(3):
+        single = one({k: v[r] for k, v in w.items()}, {k: v[r] for k, v in p.items()})
+        assert float(stacked[r]) == pytest.approx(float(single), rel=1e-5)
+    # The weighted sum is the sum of the weighted terms.
+    wr = {k: float(v[1]) for k, v in w.items()}
+    pr = {k: float(v[1]) for k, v in p.items()}
+    vals = losses.term_values(logits, labels, pr, tuple(wr), head="softmax", num_classes=4,
+                              class_counts=counts)
+    assert float(one(wr, pr)) == pytest.approx(sum(wr[k] * float(vals[k]) for k in wr),
+                                               rel=1e-5)
+
+
+def test_gradients_finite_at_gamma_zero():
+    g = jax.grad(lambda z: terms(("focal",), params={**P, "focal_gamma": 0.0},
+                                 logits=z)["focal"])(LOGITS)
+    assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_bad_names_and_ranges():
+    with pytest.raises(JaxsegError, match="unknown loss term 'dise'"):
+        losses.validate({"dise": 1.0}, P, 4, "softmax")
+    with pytest.raises(JaxsegError, match="lam"):
+        losses.validate({"dice": 1.0}, {**P, "lam": np.array([0.5, 1.5])}, 4, "softmax")
+    with pytest.raises(JaxsegError, match="unknown loss parameter"):
+        losses.validate({"dice": 1.0}, {"gama": 1.0}, 4, "softmax")
