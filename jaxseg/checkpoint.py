@@ -1,0 +1,80 @@
+"""Orbax checkpoints of a stacked cohort: state, best weights per replica, host bookkeeping.
+
+One checkpoint step per saved epoch holds three items:
+
+* ``state``: the stacked device state (params, batch statistics, optimizer state with
+  each replica's injected hyperparameters, reduce-on-plateau state);
+* ``best``: each replica's params and batch statistics at its own best epoch;
+* ``host``: JSON with the epoch, each replica's status, best epoch and score,
+  early-stopping counters and the train-loss sums of the epochs done.
+
+Random keys are not stored: every key is derived from the replica's seed, the
+epoch and the step, so a resumed run draws exactly what an uninterrupted one
+would. Saves are synchronous and orbax writes each step to a temporary folder
+that it renames when complete, so a kill -9 mid-save leaves the previous step.
+"""
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CohortCheckpoints:
+    """Saves and restores one cohort's checkpoints under ``directory``."""
+
+    def __init__(self, directory: str, max_to_keep: int = 2):
+        """Opens (or creates) the checkpoint folder.
+
+        Args:
+          directory: the folder (``<workdir>/checkpoints``).
+          max_to_keep: how many periodic steps to keep (the newest ones).
+        """
+        self.directory = os.path.abspath(directory)
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                               enable_async_checkpointing=False)
+        self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                             item_names=("state", "best", "host"))
+
+    def latest_step(self) -> int | None:
+        """The newest complete step (an epoch count), or None."""
+        return self.manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        """Every complete step on disk."""
+        return list(self.manager.all_steps())
+
+    def save(self, step: int, state, best, host: dict) -> None:
+        """Writes one step (synchronously)."""
+        self.manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), best=ocp.args.StandardSave(best),
+            host=ocp.args.JsonSave(host)), force=True)
+        self.manager.wait_until_finished()
+
+    def restore(self, step: int, state_like, best_like):
+        """Reads one step into the structures of ``state_like`` and ``best_like``.
+
+        Args:
+          step: the step to read.
+          state_like: a pytree with the state's structure (arrays or shape structs).
+          best_like: likewise for the best weights.
+
+        Returns:
+          ``(state, best, host)``.
+        """
+        abstract = lambda t: jax.tree.map(ocp.utils.to_shape_dtype_struct, t)  # noqa: E731
+        out = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract(state_like)),
+            best=ocp.args.StandardRestore(abstract(best_like)),
+            host=ocp.args.JsonRestore()))
+        return out["state"], out["best"], out["host"]
+
+    def restore_host(self, step: int) -> dict:
+        """Reads only the host bookkeeping of one step (cheap; for inspection)."""
+        return self.manager.restore(step, args=ocp.args.Composite(
+            host=ocp.args.JsonRestore()))["host"]
+
+    def close(self):
+        """Waits for pending writes and releases the manager."""
+        self.manager.wait_until_finished()
+        self.manager.close()

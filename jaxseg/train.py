@@ -1,0 +1,535 @@
+"""The cohort trainer: R replicas with their own hyperparameters in one compiled program.
+
+A single run is a cohort of one replica; there is one engine (GUIDE §2). The data
+lives on the device; batch order, augmentation and dropout come from keys derived
+on the device from each replica's seed, the epoch and the step, so nothing is fed
+per batch and a resumed run draws exactly what an uninterrupted run draws.
+
+Per epoch the host: sets every replica's learning rate (base x schedule x plateau
+scale), runs the steps (one dispatch per step, or one ``lax.scan`` per epoch:
+``train.loop``), evaluates all replicas together, updates best weights,
+reduce-on-plateau, early stopping and divergence flags, writes history and
+checkpoints. A replica that stops early or diverges is frozen: its updates are
+masked out, so its weights and metrics no longer change, while the others go on.
+
+The step functions below are pure and written for one replica; they are lifted to
+the cohort by :func:`jaxseg.replicas.over_replicas` with the chosen strategy.
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from jaxseg import checkpoint, hparams, losses, metrics, optim, outputs, replicas
+from jaxseg.data import augment, datasets
+from jaxseg.errors import JaxsegError
+from jaxseg.models import create_model
+
+STAGES = ("encoder", "bottleneck", "decoder")
+# Random-number ops compile slowly at XLA CPU's default optimisation level; the
+# set-up functions run once, so they are compiled at level 0 (docs/benchmarks.md).
+_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Static:
+    """Everything fixed for a cohort (part of the compiled program).
+
+    Attributes:
+      model: the Flax module.
+      tx: the optax chain (hyperparameters injected per replica).
+      plateau: the reduce-on-plateau transformation.
+      terms: the loss terms present.
+      head: ``softmax`` | ``sigmoid``.
+      num_classes: K.
+      class_counts: training pixel counts per class (for ``wce``).
+      augment: the augmentation config.
+      dropout: per stage, whether any replica uses dropout there.
+      tolerance: boundary F1 tolerance (pixels).
+      num_volumes: validation volumes (0 for 2-D data).
+    """
+
+    model: object
+    tx: optax.GradientTransformation
+    plateau: optax.GradientTransformation
+    terms: tuple
+    head: str
+    num_classes: int
+    class_counts: np.ndarray
+    augment: ml_collections.ConfigDict
+    dropout: tuple
+    tolerance: float
+    num_volumes: int
+
+
+def _loss_args(static: Static, hp: dict):
+    weights = {t: hp[f"loss.weights.{t}"] for t in static.terms}
+    params = {p: hp[f"loss.params.{p}"] for p in losses.PARAMS if f"loss.params.{p}" in hp}
+    return weights, params
+
+
+def _variables(state):
+    v = {"params": state["params"]}
+    if state["batch_stats"]:
+        v["batch_stats"] = state["batch_stats"]
+    return v
+
+
+def init_replica(static: Static, hp: dict, image_shape: tuple) -> dict:
+    """Initial state of one replica from its seed and hyperparameters.
+
+    Args:
+      static: the cohort's static parts.
+      hp: this replica's hyperparameters (scalars).
+      image_shape: ``(H, W, C)`` of the training images.
+
+    Returns:
+      ``{"params", "batch_stats", "opt_state", "plateau"}``.
+    """
+    key = jax.random.fold_in(jax.random.key(hp["seed"]), 0)
+    variables = static.model.init({"params": key}, jnp.zeros((1, *image_shape)))
+    params = variables["params"]
+    opt_state = optim.init_optimizer(static.tx, params, hp["optim.learning_rate"],
+                                     hp["optim.weight_decay"], hp["optim.momentum"],
+                                     hp["optim.l1"])
+    return {"params": params, "batch_stats": variables.get("batch_stats", {}),
+            "opt_state": opt_state, "plateau": static.plateau.init(jnp.zeros(()))}
+
+
+def epoch_plan(seed, member, epoch, *, batch_size: int, steps: int):
+    """One replica's batches for one epoch: its own subset, in its own random order.
+
+    Args:
+      seed: the replica's seed.
+      member: ``(N,)`` bool, the training images this replica may use (data fraction).
+      epoch: the epoch (0-based).
+      batch_size: B.
+      steps: steps per epoch of the cohort (for the replica with the most images).
+
+    Returns:
+      ``(index (steps, B), active (steps,), keys (steps,))``: a replica with fewer
+      images has inactive trailing steps; its last batch is filled by wrapping around.
+    """
+    base = jax.random.key(seed)
+    order_key = jax.random.fold_in(jax.random.fold_in(base, 1), epoch)
+    step_key = jax.random.fold_in(jax.random.fold_in(base, 2), epoch)
+    scores = jnp.where(member, jax.random.uniform(order_key, member.shape), 2.0)
+    perm = jnp.argsort(scores)  # members first, in random order
+    n = jnp.maximum(jnp.sum(member), 1)
+    index = perm[jnp.arange(steps * batch_size) % n].reshape(steps, batch_size)
+    active = jnp.arange(steps) < (n + batch_size - 1) // batch_size
+    return index, active, jax.random.split(step_key, steps)
+
+
+def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, index, active,
+               key, images, labels):
+    """One optimisation step of one replica; frozen, inactive or non-finite steps change nothing.
+
+    Args:
+      static: the cohort's static parts.
+      state: the replica's state.
+      acc: the epoch's accumulators ``{"loss", "count", "bad"}``.
+      hp: the replica's hyperparameters.
+      lr: the learning rate for this epoch.
+      alive: False once the replica stopped early or diverged.
+      index: ``(B,)`` the images of this batch.
+      active: False for the padding steps of a replica with fewer images.
+      key: this step's key.
+      images: ``(N, H, W, C)`` all training images (shared).
+      labels: ``(N, H, W)`` all training labels (shared).
+
+    Returns:
+      ``(state, acc)``.
+    """
+    k_aug, k_drop = jax.random.split(key)
+    x, y = augment.augment_batch(k_aug, images[index], labels[index], static.augment)
+    rates = tuple(hp[f"model.dropout.{s}"] if on else None
+                  for s, on in zip(STAGES, static.dropout, strict=True))
+    weights, params_ = _loss_args(static, hp)
+
+    def loss_fn(params):
+        variables = _variables({**state, "params": params})
+        logits, mutated = static.model.apply(variables, x, train=True, dropout_rates=rates,
+                                             rngs={"dropout": k_drop},
+                                             mutable=["batch_stats"])
+        loss, _ = losses.total_loss(logits, y, weights, params_, head=static.head,
+                                    num_classes=static.num_classes,
+                                    class_counts=static.class_counts)
+        return loss, mutated.get("batch_stats", {})
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    opt_state = optim.set_learning_rate(state["opt_state"], lr)
+    updates, opt_state = static.tx.update(grads, opt_state, state["params"])
+    finite = jnp.isfinite(loss) & jnp.all(jnp.array(
+        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+    ok = alive & active & finite
+    new = {"params": optax.apply_updates(state["params"], updates),
+           "batch_stats": batch_stats, "opt_state": opt_state, "plateau": state["plateau"]}
+    state = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
+    acc = {"loss": acc["loss"] + jnp.where(ok, loss, 0.0),
+           "count": acc["count"] + ok.astype(jnp.float32),
+           "bad": acc["bad"] | (alive & active & ~finite)}
+    return state, acc
+
+
+def eval_step(static: Static, state: dict, hp: dict, images, labels, valid, volume):
+    """Loss, predictions and metric counts of one replica on one evaluation batch.
+
+    Args:
+      static: the cohort's static parts.
+      state: the replica's state.
+      hp: the replica's hyperparameters (loss weights and parameters).
+      images: ``(B, H, W, C)``.
+      labels: ``(B, H, W)``.
+      valid: ``(B,)`` 1 for real samples, 0 for padding.
+      volume: ``(B,)`` volume index per slice (zeros for 2-D data).
+
+    Returns:
+      ``(EvalMetrics, predictions uint8 (B, H, W))``.
+    """
+    logits = static.model.apply(_variables(state), images, train=False)
+    weights, params_ = _loss_args(static, hp)
+
+    def per_sample(lg, lb):  # per image, so the mean does not depend on the batch size
+        return losses.total_loss(lg[None], lb[None], weights, params_, head=static.head,
+                                 num_classes=static.num_classes,
+                                 class_counts=static.class_counts)[0]
+
+    loss = jax.vmap(per_sample)(logits, labels)
+    pred = jnp.argmax(losses.class_log_probs(logits, static.head), -1)
+    m = metrics.EvalMetrics.single_from_model_output(
+        loss=loss, mask=valid, pred=pred, labels=labels, valid=valid,
+        num_classes=static.num_classes, tolerance=static.tolerance,
+        volume=volume, num_volumes=static.num_volumes)
+    return m, pred.astype(jnp.uint8)
+
+
+def subset_members(num_images: int, fractions: np.ndarray, subset_seeds: np.ndarray):
+    """Which training images each replica uses: ``round(fraction * N)`` of them (>= 1).
+
+    Args:
+      num_images: N.
+      fractions: ``(R,)`` data fractions.
+      subset_seeds: ``(R,)`` seeds of the subset draw (same seed and fraction: same images;
+        a smaller fraction with the same seed takes a subset of a larger one's images).
+
+    Returns:
+      ``(R, N)`` bool.
+    """
+    out = np.zeros((len(fractions), num_images), bool)
+    for r, (f, s) in enumerate(zip(fractions, subset_seeds, strict=True)):
+        n = max(1, int(round(float(f) * num_images)))
+        out[r, np.random.default_rng(int(s)).permutation(num_images)[:n]] = True
+    return out
+
+
+def build_static(config: ml_collections.ConfigDict, data: datasets.SegData,
+                 table: dict) -> Static:
+    """The static parts of a cohort from its config, data and hyperparameter table."""
+    model = create_model(config.model, data.num_classes)
+    return Static(
+        model=model, tx=optim.make_optimizer(config.optim), plateau=optim.make_plateau(config.optim),
+        terms=tuple(config.loss.weights), head=config.model.head,
+        num_classes=data.num_classes, class_counts=data.class_counts,
+        augment=ml_collections.FrozenConfigDict(config.augment),
+        dropout=tuple(bool(np.any(table[f"model.dropout.{s}"] > 0)) for s in STAGES),
+        tolerance=float(config.eval.bf_tolerance),
+        num_volumes=len(data.val.volume_ids or []))
+
+
+class Cohort:
+    """The compiled functions of one cohort (built once, reused every epoch)."""
+
+    def __init__(self, config, static: Static, num_replicas: int, steps: int, data):
+        """Builds the jitted functions.
+
+        Args:
+          config: the cohort's config.
+          static: its static parts.
+          num_replicas: R.
+          steps: training steps per epoch.
+          data: the loaded dataset (for shapes).
+        """
+        self.static, self.R, self.steps = static, num_replicas, steps
+        self.strategy = replicas.resolve_strategy(config.train.strategy)
+        self.loop = replicas.resolve_loop(config.train.loop)
+        B = int(config.train.batch_size)
+        image_shape = data.train.images.shape[1:]
+        over = functools.partial(replicas.over_replicas, strategy=self.strategy,
+                                 num_replicas=num_replicas)
+        self.init = jax.jit(jax.vmap(functools.partial(init_replica, static,
+                                                       image_shape=image_shape)),
+                            compiler_options=_FAST_COMPILE)
+        self.plan = jax.jit(jax.vmap(functools.partial(epoch_plan, batch_size=B, steps=steps),
+                                     in_axes=(0, 0, None)), compiler_options=_FAST_COMPILE)
+        step_r = over(functools.partial(train_step, static))
+
+        def one_step(state, acc, hp, lr, alive, index, active, keys, s, images, labels):
+            take = lambda a: jax.lax.dynamic_index_in_dim(a, s, 1, keepdims=False)  # noqa: E731
+            return step_r((state, acc, hp, lr, alive, take(index), take(active), take(keys)),
+                          (images, labels))
+
+        if self.loop == "step":
+            self.step = jax.jit(one_step, donate_argnums=(0, 1))
+        else:
+            unroll = int(config.train.scan_unroll)
+
+            def epoch(state, acc, hp, lr, alive, index, active, keys, images, labels):
+                def body(carry, s):
+                    st, ac = carry
+                    return one_step(st, ac, hp, lr, alive, index, active, keys, s, images,
+                                    labels), None
+                (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(steps),
+                                               unroll=unroll)
+                return state, acc
+
+            self.epoch = jax.jit(epoch, donate_argnums=(0, 1))
+        eval_r = over(functools.partial(eval_step, static))
+        self.eval = jax.jit(lambda state, hp, x, y, v, vol: eval_r((state, hp), (x, y, v, vol)))
+
+        def plateau_update(state, losses_, do):
+            def one(pl, v, d):
+                new = optim.plateau_step(static.plateau, pl, v)
+                return jax.tree.map(lambda n, o: jnp.where(d, n, o), new, pl)
+            return {**state, "plateau": jax.vmap(one)(state["plateau"], losses_, do)}
+
+        self.plateau = jax.jit(plateau_update, donate_argnums=(0,))
+
+        def keep_best(best, state, improved):
+            cur = {"params": state["params"], "batch_stats": state["batch_stats"]}
+            sel = lambda n, o: jnp.where(  # noqa: E731
+                improved.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)
+            return jax.tree.map(sel, cur, best)
+
+        self.keep_best = jax.jit(keep_best, donate_argnums=(0,))
+
+    def run_epoch(self, state, hp, lr, alive, plan, images, labels):
+        """Runs one epoch's steps; returns ``(state, acc)`` (acc still on the device)."""
+        index, active, keys = plan
+        # Separate buffers: the accumulators are donated, and one buffer cannot be donated twice.
+        acc = {"loss": jnp.zeros((self.R,), jnp.float32),
+               "count": jnp.zeros((self.R,), jnp.float32), "bad": jnp.zeros((self.R,), bool)}
+        if self.loop == "step":
+            for s in range(self.steps):
+                state, acc = self.step(state, acc, hp, lr, alive, index, active, keys, s,
+                                       images, labels)
+            return state, acc
+        return self.epoch(state, acc, hp, lr, alive, index, active, keys, images, labels)
+
+
+def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, config):
+    """Evaluates every replica on a split.
+
+    Args:
+      cohort: the compiled cohort.
+      state: the stacked state.
+      hp: the stacked hyperparameters (device).
+      split: a labelled split.
+      batch_size: the evaluation batch size (results do not depend on it).
+      config: the run config (``eval.hd95``).
+
+    Returns:
+      A list (one per replica) of metric dicts: ``loss``, ``dice``, ``dice_per_class``,
+      ``iou``..., ``bf``..., ``accuracy``, ``hd95``... and ``volume_dice`` for volume splits.
+    """
+    n = len(split)
+    pad = (-n) % batch_size
+    images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]),
+                                                    split.images.dtype)])
+    labels = np.concatenate([split.labels, np.zeros((pad, *split.labels.shape[1:]), np.int32)])
+    valid = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    volume = split.volume if split.volume is not None else np.zeros(n, np.int32)
+    volume = np.concatenate([volume, np.zeros(pad, np.int32)])
+    total, preds = None, []
+    for i in range(0, n + pad, batch_size):
+        sl = slice(i, i + batch_size)
+        m, p = cohort.eval(state, hp, images[sl], labels[sl], valid[sl], volume[sl])
+        total = m if total is None else total.merge(m)
+        preds.append(p)
+    preds = np.concatenate([np.asarray(p) for p in preds], axis=1)[:, :n]
+    out = []
+    for r in range(cohort.R):
+        res = jax.tree.map(lambda x, r=r: x[r], total).compute()
+        row = {"loss": float(res["loss"]), **res["seg"]}
+        if config.eval.hd95:
+            per_case = metrics.hd95_per_case(preds[r], split.labels, cohort.static.num_classes,
+                                             split.volume)
+            row.update(metrics.summarize_hd95(per_case))
+        out.append(row)
+    return out
+
+
+def _check_workdir(workdir: str, run_meta: dict) -> None:
+    """Refuses to resume a workdir that holds a different run."""
+    path = os.path.join(workdir, "run.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != outputs.jsonable(run_meta):
+            diff = sorted(k for k in set(old) | set(run_meta)
+                          if old.get(k) != outputs.jsonable(run_meta).get(k))
+            raise JaxsegError(
+                f"workdir {workdir} holds a different run (differs in {diff}); use a new "
+                "--workdir or delete the old one")
+    else:
+        outputs.write_json(path, run_meta)
+
+
+def _select_score(row: dict, select: str) -> float:
+    return -row["loss"] if select == "loss" else row["dice"]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       overrides: list[dict] | None = None, label: str = "") -> dict:
+    """Trains a cohort of replicas and evaluates it every ``eval.every`` epochs.
+
+    Args:
+      config: the cohort's (static) config.
+      workdir: where checkpoints, history, summary and TensorBoard files go; a
+        workdir with a checkpoint is resumed.
+      overrides: one dict of numeric dotted overrides per replica (default: one replica).
+      label: a prefix for progress lines.
+
+    Returns:
+      The summary (also written to ``workdir/summary.json``).
+    """
+    t_start = time.time()
+    replica_cfgs = hparams.replica_configs(config, overrides or [{}])
+    table = hparams.table(replica_cfgs)
+    R = len(replica_cfgs)
+    if config.eval.select not in ("dice", "loss"):
+        raise JaxsegError(f"eval.select={config.eval.select!r}: choose 'dice' or 'loss'")
+    os.makedirs(workdir, exist_ok=True)
+    run_meta = {"config": json.loads(config.to_json_best_effort()),
+                "overrides": [dict(o) for o in (overrides or [{}])]}
+    _check_workdir(workdir, run_meta)
+
+    data = datasets.load(config.data)
+    static = build_static(config, data, table)
+    B = int(config.train.batch_size)
+    E = int(config.train.epochs)
+    if B < 1 or E < 1:
+        raise JaxsegError(f"train.batch_size ({B}) and train.epochs ({E}) must be >= 1")
+    member = subset_members(len(data.train), table["data.fraction"], table["data.subset_seed"])
+    steps = int(math.ceil(member.sum(1).max() / B))
+    cohort = Cohort(config, static, R, steps, data)
+    logging.info("cohort: %d replica(s), strategy %s, loop %s, %d steps/epoch, %d train / "
+                 "%d val images", R, cohort.strategy, cohort.loop, steps, len(data.train),
+                 len(data.val))
+    hp = {k: jnp.asarray(v.astype(np.int32) if v.dtype.kind == "i" else v)
+          for k, v in table.items()}
+    images, labels = jnp.asarray(data.train.images), jnp.asarray(data.train.labels)
+    member_d = jnp.asarray(member)
+    outputs.write_json(os.path.join(workdir, "replicas.json"), {
+        "hyperparameters": table, "overrides": run_meta["overrides"],
+        "train_images": member.sum(1), "strategy": cohort.strategy, "loop": cohort.loop})
+
+    state = cohort.init(hp)
+    best = {"params": state["params"], "batch_stats": state["batch_stats"]}
+    best = jax.tree.map(jnp.copy, best)
+    host = {"epoch": 0, "status": ["running"] * R, "best_epoch": [0] * R,
+            "best_score": [-math.inf] * R, "best_val_loss": [math.inf] * R,
+            "bad_evals": [0] * R, "best_metrics": [None] * R, "last_metrics": [None] * R,
+            "stopped_epoch": [None] * R, "train_loss": [[] for _ in range(R)]}
+    ckpt = checkpoint.CohortCheckpoints(os.path.join(workdir, "checkpoints"))
+    if ckpt.latest_step() is not None:
+        state, best, host = ckpt.restore(ckpt.latest_step(), state, best)
+        logging.info("resumed from the checkpoint of epoch %d", host["epoch"])
+    history = outputs.History(os.path.join(workdir, "history.jsonl"), host["epoch"])
+    tb = outputs.TensorBoard(os.path.join(workdir, "tensorboard"), R)
+    progress = outputs.Progress(E, R, host["epoch"], label)
+    every = max(int(config.eval.every), 1)
+    patience = int(config.train.early_stopping)
+    base_lr = table["optim.learning_rate"]
+
+    for epoch in range(host["epoch"], E):
+        if "running" not in host["status"]:
+            break
+        t0 = time.time()
+        alive = np.array([s == "running" for s in host["status"]])
+        scale = np.asarray(state["plateau"].scale)
+        lr = base_lr * optim.schedule_factor(config.optim, epoch, E) * scale
+        plan = cohort.plan(hp["seed"], member_d, epoch)
+        state, acc = cohort.run_epoch(state, hp, jnp.asarray(lr, jnp.float32),
+                                      jnp.asarray(alive), plan, images, labels)
+        acc = jax.device_get(acc)
+        train_loss = np.where(acc["count"] > 0, acc["loss"] / np.maximum(acc["count"], 1),
+                              np.nan)
+        for r in np.flatnonzero(acc["bad"]):
+            host["status"][r] = "diverged"
+            host["stopped_epoch"][r] = epoch + 1
+            logging.warning("replica %d diverged (non-finite loss or gradients) in epoch %d; "
+                            "frozen at its last finite state", r, epoch + 1)
+        for r in range(R):
+            if alive[r]:
+                host["train_loss"][r].append(float(train_loss[r]))
+        records = []
+        if (epoch + 1) % every == 0 or epoch + 1 == E:
+            rows = evaluate(cohort, state, hp, data.val, int(config.eval.batch_size), config)
+            improved = np.zeros(R, bool)
+            for r, row in enumerate(rows):
+                if not alive[r]:
+                    continue  # frozen before this epoch: its metrics no longer change
+                host["last_metrics"][r] = row
+                score = _select_score(row, config.eval.select)
+                if score > host["best_score"][r]:
+                    host["best_score"][r], host["best_epoch"][r] = score, epoch + 1
+                    host["best_metrics"][r] = row
+                    improved[r] = host["status"][r] == "running"
+                if row["loss"] < host["best_val_loss"][r]:
+                    host["best_val_loss"][r], host["bad_evals"][r] = row["loss"], 0
+                else:
+                    host["bad_evals"][r] += 1
+                    if patience and host["bad_evals"][r] >= patience and \
+                            host["status"][r] == "running":
+                        host["status"][r], host["stopped_epoch"][r] = "stopped", epoch + 1
+                records.append({"replica": r, "epoch": epoch + 1,
+                                "train_loss": float(train_loss[r]), "lr": float(lr[r]),
+                                "status": host["status"][r], **row})
+                tb.write(r, epoch + 1, {"train/loss": float(train_loss[r]),
+                                        "val/loss": row["loss"], "val/dice": row["dice"],
+                                        "val/iou": row["iou"], "val/bf": row["bf"],
+                                        "lr": float(lr[r])})
+            if improved.any():
+                best = cohort.keep_best(best, state, jnp.asarray(improved))
+            if config.optim.schedule == "plateau":
+                running = np.array([s == "running" for s in host["status"]])
+                state = cohort.plateau(state, jnp.asarray([r["loss"] for r in rows],
+                                                          jnp.float32), jnp.asarray(running))
+        history.append(records)
+        host["epoch"] = epoch + 1
+        if host["epoch"] == E:
+            host["status"] = ["finished" if s == "running" else s for s in host["status"]]
+        if host["epoch"] % max(int(config.train.checkpoint_every), 1) == 0 or host["epoch"] == E:
+            ckpt.save(host["epoch"], state, best, outputs.jsonable(host))
+        scores = [s if math.isfinite(s) else -math.inf for s in host["best_score"]]
+        best_r = int(np.argmax(scores))
+        best_dice = (host["best_metrics"][best_r] or {}).get("dice", math.nan)
+        alive_now = sum(s in ("running", "finished") for s in host["status"])
+        mean_loss = float(np.nanmean(train_loss)) if np.isfinite(train_loss).any() else math.nan
+        progress.epoch_done(epoch + 1, time.time() - t0, alive_now, best_dice, best_r, mean_loss)
+
+    if ckpt.latest_step() != host["epoch"]:  # every replica stopped before the last epoch
+        ckpt.save(host["epoch"], state, best, outputs.jsonable(host))
+    ckpt.close()
+    tb.close()
+    summary = {"replicas": [{
+        "replica": r, "overrides": run_meta["overrides"][r] if r < len(run_meta["overrides"])
+        else {}, "hyperparameters": {k: v[r] for k, v in table.items()},
+        "status": host["status"][r], "best_epoch": host["best_epoch"][r],
+        "stopped_epoch": host["stopped_epoch"][r], "best": host["best_metrics"][r],
+        "last": host["last_metrics"][r]} for r in range(R)],
+        "epochs": host["epoch"], "wall_time_s": time.time() - t_start,
+        "strategy": cohort.strategy, "loop": cohort.loop}
+    outputs.write_json(os.path.join(workdir, "summary.json"), summary)
+    return outputs.jsonable(summary)
