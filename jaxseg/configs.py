@@ -27,6 +27,18 @@ REPLICA_FIELDS = (
     "data.fraction",
     "data.subset_seed",
 )
+# Replica fields the host applies between epochs (the learning-rate schedule is a per-epoch
+# factor computed on the host), so they may differ per replica too, strings included.
+HOST_REPLICA_FIELDS = (
+    "optim.schedule",
+    "optim.step_every",
+    "optim.step_factor",
+    "optim.decay_rate",
+    "optim.hold_epochs",
+    "optim.piece_every",
+    "optim.piece_factor",
+    "optim.cosine_min",
+)
 
 
 def default() -> ml_collections.ConfigDict:
@@ -39,6 +51,7 @@ def default() -> ml_collections.ConfigDict:
     d.source_dir = ""  # raw data folder for cmr96 / acdc / folder
     d.tfds_dir = os.environ.get("JAXSEG_TFDS_DIR", "~/.cache/jaxseg/tensorflow_datasets")
     d.num_classes = 4  # including background
+    d.class_names = ("bg", "RV", "MYO", "LV")  # for tables and reports
     d.grey_levels = ml_collections.FieldReference(None, field_type=tuple)  # folder masks
     d.train_split = "train"
     d.val_split = "val"
@@ -115,6 +128,10 @@ def default() -> ml_collections.ConfigDict:
     t.early_stopping = 0  # > 0: patience in evals on validation loss
     t.checkpoint_every = 1  # epochs between checkpoints
 
+    c.sweep = sw = ml_collections.ConfigDict()
+    sw.max_replicas = 0  # cap on replicas per cohort (0: only the memory estimate limits)
+    sw.sort = "dice"  # results tables sorted by this metric (dice/iou/bf: max; loss/hd95: min)
+
     c.eval = e = ml_collections.ConfigDict()
     e.every = 1  # epochs between evaluations
     e.batch_size = 32
@@ -123,3 +140,72 @@ def default() -> ml_collections.ConfigDict:
     e.hd95 = True  # compute HD95 at every eval (host-side distance transforms)
     return c
 
+
+
+def field_help() -> str:
+    """One line per config field with its default and the comment written beside it above.
+
+    Used by ``--helpfull`` so that every ``--config.a.b`` override is explained.
+    """
+    import inspect
+    import re
+
+    aliases = {"c": "", "d": "data.", "a": "augment.", "m": "model.", "lo": "loss.",
+               "o": "optim.", "t": "train.", "e": "eval.", "sw": "sweep."}
+    lines = []
+    for line in inspect.getsource(default).splitlines():
+        m = re.match(r"\s+(\w+)\.(\w+) = (.+?)(?:\s+#\s*(.*))?$", line)
+        if not m or m.group(1) not in aliases or "ConfigDict()" in m.group(3):
+            continue
+        name = aliases[m.group(1)] + m.group(2)
+        lines.append(f"  --config.{name}={m.group(3)}" + (f"  ({m.group(4)})" if m.group(4)
+                                                           else ""))
+    return "\n".join(lines)
+
+
+def shared_data() -> str:
+    """The folder holding the real datasets: $JAXSEG_SHARED_DATA or ../shared/data."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.environ.get("JAXSEG_SHARED_DATA",
+                          os.path.join(here, "..", "..", "shared", "data"))
+
+
+def study(arg: str | None = None, dataset: str = "cmr96") -> ml_collections.ConfigDict:
+    """The common base of the catalogue studies (``experiments/``).
+
+    Args:
+      arg: ``None`` for the study as published (on ``dataset``), ``"smoke"`` for a tiny
+        version on the built-in phantom (2 epochs, 32x32, base 4) used by the tests.
+      dataset: ``cmr96`` (4 classes, 96x96) or ``acdc``.
+
+    Returns:
+      The config: U-Net base 16 depth 3, CE + Dice, flips, Adam 1e-3, batch 16, 50 epochs,
+      early stopping after 10 evaluations without a better validation loss.
+    """
+    c = default()
+    c.data.name = dataset
+    c.data.source_dir = os.path.join(shared_data(), dataset)
+    c.data.image_size = 96 if dataset == "cmr96" else 256
+    c.augment.hflip = c.augment.vflip = True
+    c.optim.name = "adam"
+    c.optim.weight_decay = 0.0
+    c.train.epochs = 50
+    c.train.early_stopping = 10
+    c.train.checkpoint_every = 5
+    if arg == "smoke":
+        c.data.name, c.data.source_dir = "phantom", ""
+        c.data.phantom.size = c.data.image_size = 32
+        c.data.phantom.num_train, c.data.phantom.num_val = 16, 8
+        c.model.base_width, c.model.depth = 4, 2
+        c.train.epochs, c.train.batch_size, c.train.checkpoint_every = 2, 8, 1
+        c.eval.batch_size = 8
+    elif arg not in (None, ""):
+        from jaxseg.errors import JaxsegError
+
+        raise JaxsegError(f"unknown experiment argument {arg!r}; use none or 'smoke'")
+    return c
+
+
+def smoke_axis(values: list, arg: str | None, keep: int = 2) -> list:
+    """The first ``keep`` values of a sweep axis under ``smoke``, all of them otherwise."""
+    return list(values)[:keep] if arg == "smoke" else list(values)

@@ -17,7 +17,7 @@ from jaxseg.errors import JaxsegError
 
 def is_replica_field(key: str, config: ml_collections.ConfigDict) -> bool:
     """Whether the dotted ``key`` may take a different value per replica of ``config``."""
-    if key in configs.REPLICA_FIELDS:
+    if key in configs.REPLICA_FIELDS or key in configs.HOST_REPLICA_FIELDS:
         return True
     if key.startswith("loss.weights."):
         return key.split(".", 2)[2] in config.loss.weights
@@ -43,6 +43,8 @@ def apply_overrides(config: ml_collections.ConfigDict,
     config = copy.deepcopy(config)
     for key, value in overrides.items():
         key = normalise_key(key)
+        if key == "label":  # a run's name in result tables, not a config field
+            continue
         *path, leaf = key.split(".")
         node = config
         for part in path:
@@ -107,6 +109,8 @@ def table(configs_: list[ml_collections.ConfigDict]) -> dict[str, np.ndarray]:
             t[key] = np.array([int(get(c, key)) for c in configs_], np.int64)
         else:
             t[key] = np.array([float(get(c, key)) for c in configs_], np.float32)
+    for c in configs_:
+        optim.validate_schedule(c.optim)
     validate(base, t)
     return t
 

@@ -3,12 +3,16 @@
 Commands:
   train   train one cohort: the config's runs (its ``sweep``, if it has one, must
           differ only in numeric replica fields) as replicas of one program.
+  sweep   a whole grid in one process: its runs planned into as few cohorts as possible,
+          each compiled once, resumable; results.csv/json/md in the workdir
+          (``--dry_run`` prints the plan).
+  bench   time one training step of R replicas under each replica strategy against
+          R single-replica steps (``--replicas``, ``--strategies``, ``--bench_out``).
 
 Every config field can be overridden with ``--config.a.b=value``; ``--helpfull``
 lists every flag. Errors in data or config print one line and exit with status 2.
 """
 
-import importlib.util
 import logging as pylogging
 import os
 import sys
@@ -16,63 +20,85 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxseg import configs
 from jaxseg.errors import JaxsegError
 
-COMMANDS = ("train",)
+COMMANDS = ("train", "sweep", "bench")
 
 config_flags.DEFINE_config_file(
     "config", None, "Experiment file (e.g. experiments/quickstart.py[:ARG]) whose "
-    "get_config(ARG) returns the config; fields are overridden with --config.a.b=value.",
+    "get_config(ARG) returns the config; fields are overridden with --config.a.b=value. "
+    "The fields, their defaults and meaning (jaxseg/configs.py):\n" + configs.field_help(),
     lock_config=False)
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, history.jsonl, summary.json and "
                     "TensorBoard files. Re-running the same command resumes from it.")
+flags.DEFINE_bool("dry_run", False, "sweep: print the plan (runs, cohorts, replicas per "
+                  "cohort, memory and time estimates) and exit.")
+flags.DEFINE_list("replicas", ["1", "2", "4"], "bench: cohort sizes R to measure.")
+flags.DEFINE_list("strategies", ["unroll", "vmap", "map"], "bench: replica strategies to measure.")
+flags.DEFINE_integer("repeats", 3, "bench: timed steps per measurement (the median is reported).")
+flags.DEFINE_string("bench_out", None, "bench: also write the rows as JSON to this file.")
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/jaxseg/xla"),
                     "Persistent XLA compilation cache folder ('' to disable): a re-run "
                     "skips compiling programs it has compiled before.")
 
 
-def load_sweep(config_arg: str) -> list[dict]:
-    """The runs an experiment file's ``sweep(add[, arg])`` adds, or ``[{}]`` without one.
+def _experiment():
+    from jaxseg.sweep import expand
 
-    Args:
-      config_arg: the ``--config`` value, ``PATH[:ARG]``.
-
-    Returns:
-      One dict of dotted overrides per run.
-    """
-    path, _, arg = config_arg.partition(":")
-    spec = importlib.util.spec_from_file_location("jaxseg_experiment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not hasattr(module, "sweep"):
-        return [{}]
-    runs = []
-
-    def add(**overrides):
-        runs.append(overrides)
-
-    try:
-        module.sweep(add, arg) if arg else module.sweep(add)
-    except TypeError:
-        module.sweep(add)
-    return runs or [{}]
+    module, arg = expand.load_experiment(flags.FLAGS["config"].config_filename)
+    return expand.expand(module, arg)
 
 
 def _train(argv_rest):
     from jaxseg import train
+    from jaxseg.sweep import plan
 
     if not flags.FLAGS.workdir:
         raise JaxsegError("--workdir is required")
-    config = flags.FLAGS.config
-    config_arg = flags.FLAGS["config"].config_filename
-    runs = load_sweep(config_arg)
-    summary = train.train_and_evaluate(config, flags.FLAGS.workdir, runs)
+    config, runs = flags.FLAGS.config, _experiment()
+    cohorts = plan.plan(config, runs, max_replicas=0)
+    if len(cohorts) > 1:
+        raise JaxsegError(f"the config's {len(runs)} runs need {len(cohorts)} compiled programs "
+                          "(they differ in more than numeric fields); run them with "
+                          "`jaxseg sweep`")
+    summary = train.train_and_evaluate(cohorts[0].config, flags.FLAGS.workdir,
+                                       cohorts[0].overrides)
     for rep in summary["replicas"]:
         best = rep["best"] or {}
         logging.info("replica %d: %s, best epoch %s, val dice %s, overrides %s", rep["replica"],
                      rep["status"], rep["best_epoch"], best.get("dice"), rep["overrides"])
     print(f"jaxseg: trained {len(summary['replicas'])} replica(s); results in "
           f"{flags.FLAGS.workdir}/summary.json")
+
+
+def _sweep(argv_rest):
+    from jaxseg.sweep import run
+
+    if not flags.FLAGS.workdir and not flags.FLAGS.dry_run:
+        raise JaxsegError("--workdir is required")
+    run.run_sweep(flags.FLAGS.config, _experiment(), flags.FLAGS.workdir,
+                  dry_run=flags.FLAGS.dry_run,
+                  title=os.path.basename(flags.FLAGS["config"].config_filename))
+
+
+def _bench(argv_rest):
+    import json
+    import platform
+
+    import jax
+
+    from jaxseg import bench
+
+    rows = bench.strategy_table(flags.FLAGS.config, [int(r) for r in flags.FLAGS.replicas],
+                                flags.FLAGS.strategies, flags.FLAGS.repeats)
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+          f"{os.cpu_count()} cores, jax {jax.__version__}, {platform.python_version()}")
+    print(bench.format_table(rows))
+    if flags.FLAGS.bench_out:
+        with open(flags.FLAGS.bench_out, "w") as f:
+            json.dump({"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
+                       "jax": jax.__version__, "rows": rows}, f, indent=1)
 
 
 def main(argv):
@@ -88,7 +114,7 @@ def main(argv):
     if flags.FLAGS.config is None:
         raise app.UsageError("--config is required, e.g. --config=experiments/quickstart.py")
     try:
-        {"train": _train}[argv[1]](argv[2:])
+        {"train": _train, "sweep": _sweep, "bench": _bench}[argv[1]](argv[2:])
     except JaxsegError as e:
         print(f"jaxseg: error: {e}", file=sys.stderr)
         sys.exit(2)

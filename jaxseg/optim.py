@@ -212,7 +212,16 @@ def validate(cfg: ml_collections.ConfigDict, values: dict) -> None:
         v = np.asarray(values[name], np.float64)
         if not np.all(ok(v)):
             raise JaxsegError(f"optim.{name}={v.tolist()} {why}")
-    if cfg.schedule == "exponential" and not 0 < cfg.decay_rate <= 1:
-        raise JaxsegError(f"optim.decay_rate={cfg.decay_rate} must be in (0, 1]")
+    validate_schedule(cfg)
     if cfg.schedule == "plateau" and not 0 < cfg.plateau_factor < 1:
         raise JaxsegError(f"optim.plateau_factor={cfg.plateau_factor} must be in (0, 1)")
+
+
+def validate_schedule(cfg: ml_collections.ConfigDict) -> None:
+    """Checks one replica's schedule choice and parameters."""
+    check_choice("optim.schedule", cfg.schedule, SCHEDULES)
+    if cfg.schedule == "exponential" and not 0 < cfg.decay_rate <= 1:
+        raise JaxsegError(f"optim.decay_rate={cfg.decay_rate} must be in (0, 1]")
+    if cfg.schedule == "step" and (cfg.step_every < 1 or cfg.step_factor <= 0):
+        raise JaxsegError(f"optim.step_every={cfg.step_every} must be >= 1 and "
+                          f"optim.step_factor={cfg.step_factor} > 0")

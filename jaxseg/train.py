@@ -238,7 +238,8 @@ def build_static(config: ml_collections.ConfigDict, data: datasets.SegData,
     """The static parts of a cohort from its config, data and hyperparameter table."""
     model = create_model(config.model, data.num_classes)
     return Static(
-        model=model, tx=optim.make_optimizer(config.optim), plateau=optim.make_plateau(config.optim),
+        model=model, tx=optim.make_optimizer(config.optim),
+        plateau=optim.make_plateau(config.optim),
         terms=tuple(config.loss.weights), head=config.model.head,
         num_classes=data.num_classes, class_counts=data.class_counts,
         augment=ml_collections.FrozenConfigDict(config.augment),
@@ -440,7 +441,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     host = {"epoch": 0, "status": ["running"] * R, "best_epoch": [0] * R,
             "best_score": [-math.inf] * R, "best_val_loss": [math.inf] * R,
             "bad_evals": [0] * R, "best_metrics": [None] * R, "last_metrics": [None] * R,
-            "stopped_epoch": [None] * R, "train_loss": [[] for _ in range(R)]}
+            "stopped_epoch": [None] * R, "train_loss": [[] for _ in range(R)],
+            "wall_time_s": 0.0}
     ckpt = checkpoint.CohortCheckpoints(os.path.join(workdir, "checkpoints"))
     if ckpt.latest_step() is not None:
         state, best, host = ckpt.restore(ckpt.latest_step(), state, best)
@@ -451,6 +453,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     every = max(int(config.eval.every), 1)
     patience = int(config.train.early_stopping)
     base_lr = table["optim.learning_rate"]
+    # Reduce-on-plateau is fed only in the replicas whose schedule is "plateau".
+    plateau_replicas = np.array([c.optim.schedule == "plateau" for c in replica_cfgs])
 
     for epoch in range(host["epoch"], E):
         if "running" not in host["status"]:
@@ -458,7 +462,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         t0 = time.time()
         alive = np.array([s == "running" for s in host["status"]])
         scale = np.asarray(state["plateau"].scale)
-        lr = base_lr * optim.schedule_factor(config.optim, epoch, E) * scale
+        factor = np.array([optim.schedule_factor(c.optim, epoch, E) for c in replica_cfgs])
+        lr = base_lr * factor * scale
         plan = cohort.plan(hp["seed"], member_d, epoch)
         state, acc = cohort.run_epoch(state, hp, jnp.asarray(lr, jnp.float32),
                                       jnp.asarray(alive), plan, images, labels)
@@ -502,12 +507,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                         "lr": float(lr[r])})
             if improved.any():
                 best = cohort.keep_best(best, state, jnp.asarray(improved))
-            if config.optim.schedule == "plateau":
-                running = np.array([s == "running" for s in host["status"]])
+            if plateau_replicas.any():
+                feed = plateau_replicas & np.array([s == "running" for s in host["status"]])
                 state = cohort.plateau(state, jnp.asarray([r["loss"] for r in rows],
-                                                          jnp.float32), jnp.asarray(running))
+                                                          jnp.float32), jnp.asarray(feed))
         history.append(records)
         host["epoch"] = epoch + 1
+        host["wall_time_s"] += time.time() - t0  # training time, summed over resumptions
         if host["epoch"] == E:
             host["status"] = ["finished" if s == "running" else s for s in host["status"]]
         if host["epoch"] % max(int(config.train.checkpoint_every), 1) == 0 or host["epoch"] == E:
@@ -529,7 +535,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         "status": host["status"][r], "best_epoch": host["best_epoch"][r],
         "stopped_epoch": host["stopped_epoch"][r], "best": host["best_metrics"][r],
         "last": host["last_metrics"][r]} for r in range(R)],
-        "epochs": host["epoch"], "wall_time_s": time.time() - t_start,
+        "epochs": host["epoch"], "wall_time_s": host["wall_time_s"],
+        "process_time_s": time.time() - t_start,
+        "complete": host["epoch"] == E or "running" not in host["status"],
         "strategy": cohort.strategy, "loop": cohort.loop}
     outputs.write_json(os.path.join(workdir, "summary.json"), summary)
     return outputs.jsonable(summary)

@@ -22,3 +22,9 @@ def tfds_dir(tmp_path_factory):
     """A TFDS cache shared by the whole session, so each real dataset is built once."""
     d = os.environ.get("JAXSEG_TEST_TFDS_DIR") or str(tmp_path_factory.mktemp("tfds"))
     return d
+
+
+@pytest.fixture(scope="session")
+def xla_cache(tmp_path_factory):
+    """A persistent compilation cache shared by the CLI runs of one test session."""
+    return str(tmp_path_factory.mktemp("xla_cache"))

@@ -94,3 +94,34 @@ def phantom_split(seed: int, count: int, size: int = 96):
     """
     rng = np.random.default_rng(seed)
     return [phantom_image(rng, size) for _ in range(count)]
+
+
+def write_folder(root: str, pairs, grey_levels, class_map=None) -> str:
+    """Writes image/mask pairs as a ``folder`` dataset (``images/``, ``masks/`` PNGs).
+
+    Args:
+      root: the folder to create.
+      pairs: ``(image in [0, 1], labels)`` pairs.
+      grey_levels: the grey value written for each output class.
+      class_map: optional ``{input label: output class}`` (unlisted labels become 0).
+
+    Returns:
+      ``root``.
+    """
+    import os
+
+    from PIL import Image
+
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    os.makedirs(os.path.join(root, "masks"), exist_ok=True)
+    for i, (image, label) in enumerate(pairs):
+        if class_map is not None:
+            mapped = np.zeros_like(label)
+            for src, dst in class_map.items():
+                mapped[label == src] = dst
+            label = mapped
+        grey = np.asarray(grey_levels, np.uint8)[label]
+        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(
+            os.path.join(root, "images", f"img{i:04d}.png"))
+        Image.fromarray(grey).save(os.path.join(root, "masks", f"img{i:04d}.png"))
+    return root

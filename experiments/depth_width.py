@@ -1,0 +1,24 @@
+"""Study: U-Net depth (3, 4) x base width (16, 32, 64), on cmr96.
+
+Command:
+  jaxseg sweep --config=experiments/depth_width.py --workdir=runs/depth_width
+
+Grid: 2 depths x 3 widths x 2 seeds = 12 runs in 6 cohorts. Result: not yet measured on the
+full grid; the smoke variant runs in CI.
+"""
+
+from jaxseg import configs
+from jaxseg.sweep.expand import grid
+
+
+def get_config(arg=None):
+    """The study's base config."""
+    return configs.study(arg)
+
+
+def sweep(add, arg=None):
+    """Depth x width x seeds (smoke: depth 2 and 1 x width 4 and 8)."""
+    if arg == "smoke":
+        grid(add, {"model.depth": [1, 2], "model.base_width": [4]})
+        return
+    grid(add, {"model.depth": [3, 4], "model.base_width": [16, 32, 64]}, seeds=2)

@@ -1,0 +1,24 @@
+"""Study: L2 weight decay x training-data fraction (Adam with coupled L2), on cmr96.
+
+Command:
+  jaxseg sweep --config=experiments/l2_fraction.py --workdir=runs/l2_fraction
+
+Grid: 5 weight decays x 6 fractions (20-100%) = 30 runs in one cohort (each replica trains
+on its own subset). Result: not yet measured on the full grid; the smoke variant runs in CI.
+"""
+
+from jaxseg import configs
+from jaxseg.sweep.expand import grid
+
+
+def get_config(arg=None):
+    """Adam with coupled L2 (Adam + L2 in the gradient)."""
+    c = configs.study(arg)
+    c.optim.weight_decay_mode = "coupled"
+    return c
+
+
+def sweep(add, arg=None):
+    """Weight decay x data fraction."""
+    grid(add, {"optim.weight_decay": configs.smoke_axis([0.0, 1e-5, 1e-4, 1e-3, 1e-2], arg),
+               "data.fraction": configs.smoke_axis([0.2, 0.3, 0.4, 0.6, 0.8, 1.0], arg)})

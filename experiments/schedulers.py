@@ -1,0 +1,41 @@
+"""Study: learning-rate schedules x optimizer, on cmr96.
+
+Schedules: none, step x0.1 every 100 epochs, exponential 0.97 and 0.99 per epoch,
+reduce-on-plateau, constant 50 epochs then x0.8 every 10.
+
+Command:
+  jaxseg sweep --config=experiments/schedulers.py --workdir=runs/schedulers
+
+Grid: 6 schedules x 3 optimizers = 18 runs in 3 cohorts (one per optimizer: the schedule is a
+per-epoch factor set by the host, so it may differ per replica).
+Result: not yet measured on the full grid; the smoke variant runs in CI.
+"""
+
+from jaxseg import configs
+
+SCHEDULES = [
+    {"optim.schedule": "constant"},
+    {"optim.schedule": "step", "optim.step_every": 100, "optim.step_factor": 0.1},
+    {"optim.schedule": "exponential", "optim.decay_rate": 0.97},
+    {"optim.schedule": "exponential", "optim.decay_rate": 0.99},
+    {"optim.schedule": "plateau"},
+    {"optim.schedule": "piecewise", "optim.hold_epochs": 50, "optim.piece_every": 10,
+     "optim.piece_factor": 0.8},
+]
+
+
+def get_config(arg=None):
+    """The study's base config, 150 epochs (so the step and piecewise schedules act)."""
+    c = configs.study(arg)
+    if arg != "smoke":
+        c.train.epochs = 150
+        c.train.early_stopping = 0
+    return c
+
+
+def sweep(add, arg=None):
+    """Every schedule with Adam, SGD+momentum and RMSProp."""
+    for opt in configs.smoke_axis(["adam", "sgd", "rmsprop"], arg, keep=1):
+        for sched in configs.smoke_axis(SCHEDULES, arg):
+            lr = 1e-2 if opt == "sgd" else 1e-3
+            add(**{"optim.name": opt, "optim.learning_rate": lr, **sched})

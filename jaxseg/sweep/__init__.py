@@ -1,0 +1,1 @@
+"""Whole grids in one launch: expanding experiment files, planning cohorts, running, tabulating."""

@@ -1,0 +1,192 @@
+"""The cohort planner: as few compiled programs as possible for a list of runs.
+
+Runs that differ only in numeric replica fields (:mod:`jaxseg.hparams`) share one
+cohort. Loss *choices* are numeric too: a cohort computes the union of the loss terms
+its runs use, and a run that does not use a term gives it weight 0, so five
+different losses train in one program. Every other difference (optimizer family,
+schedule kind, architecture, batch or image size, epochs, dataset, augmentation)
+starts a new cohort. A cohort larger than the device can hold is split by a memory
+estimate, and ``sweep.max_replicas`` caps its size.
+"""
+
+import dataclasses
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxseg import hparams, losses
+from jaxseg.errors import JaxsegError
+
+
+@dataclasses.dataclass
+class CohortPlan:
+    """One cohort of a sweep.
+
+    Attributes:
+      index: the cohort's position in the plan.
+      config: its static config (the union of its runs' loss terms).
+      runs: the indices of its runs in the sweep.
+      overrides: one dict of numeric overrides per replica (same order as ``runs``).
+      bytes_per_replica: the memory estimate of one replica.
+      step_flops: the estimated FLOPs of one replica's training step.
+    """
+
+    index: int
+    config: ml_collections.ConfigDict
+    runs: list
+    overrides: list
+    bytes_per_replica: float = 0.0
+    step_flops: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """``c000``, ``c001``, ..."""
+        return f"c{self.index:03d}"
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _signature(config: ml_collections.ConfigDict) -> str:
+    flat = _flatten(json.loads(config.to_json_best_effort()))
+    static = {k: v for k, v in flat.items()
+              if not k.startswith("loss.weights.") and not hparams.is_replica_field(k, config)}
+    return json.dumps(static, sort_keys=True, default=str)
+
+
+def estimate(config: ml_collections.ConfigDict) -> tuple[float, float]:
+    """Memory (bytes) and FLOPs of one replica's training step, from the architecture.
+
+    The parameter count comes from ``jax.eval_shape`` (nothing is compiled); the
+    activation memory and FLOPs are counted per convolution, forward and backward.
+
+    Returns:
+      ``(bytes_per_replica, step_flops)``.
+    """
+    from jaxseg.models import create_model
+
+    size = int(config.augment.crop or config.data.image_size or config.data.phantom.size)
+    b, m = int(config.train.batch_size), config.model
+    model = create_model(m, int(config.data.num_classes))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
+                                               jax.numpy.zeros((1, size, size, 1))))
+    params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["params"]))
+    flops, act = 0.0, 0.0
+    cin = 1
+    for level in range(m.depth + 1):
+        hw = (size // 2**level) ** 2
+        width = m.base_width * 2**level
+        convs = [(cin, width), (width, width)]
+        if level < m.depth:  # decoder block at this level: concat(2w) -> w -> w
+            convs += [(2 * width, width), (width, width)]
+        for a, c in convs:
+            flops += 2 * hw * 9 * a * c * b
+            act += hw * c * b * 4  # conv out, norm out, activation out, gradient
+        cin = width
+    # params, grads, two optimizer moments, the best copy; activations in float32.
+    mem = 4.0 * (5 * params + act)
+    return mem, 3 * flops  # backward ~ 2x forward
+
+
+def device_memory() -> float:
+    """Bytes the default device can give one cohort (60% of free memory)."""
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats and "bytes_limit" in stats:
+        return 0.6 * (stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return 0.6 * float(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return 8e9
+
+
+def plan(config: ml_collections.ConfigDict, runs: list[dict],
+         max_replicas: int | None = None) -> list[CohortPlan]:
+    """Groups runs into cohorts.
+
+    Args:
+      config: the experiment's base config.
+      runs: one dict of dotted overrides per run.
+      max_replicas: cap on replicas per cohort (default ``config.sweep.max_replicas``;
+        0 means only the memory estimate limits it).
+
+    Returns:
+      The cohorts, in order of their first run.
+    """
+    groups: dict[str, list[int]] = {}
+    resolved = []
+    for i, o in enumerate(runs):
+        c = hparams.apply_overrides(config, o)
+        for term in c.loss.weights:
+            if term not in losses.TERMS:
+                raise JaxsegError(f"run {i}: unknown loss term {term!r}; choose from "
+                                  f"{list(losses.TERMS)}")
+        resolved.append(c)
+        groups.setdefault(_signature(c), []).append(i)
+    cap = int(config.sweep.max_replicas if max_replicas is None else max_replicas)
+    budget = device_memory()
+    out = []
+    for members in groups.values():
+        first = resolved[members[0]]
+        terms = [t for t in losses.TERMS
+                 if any(t in resolved[i].loss.weights for i in members)]
+        base = hparams.apply_overrides(first, {"loss.weights": {t: 0.0 for t in terms}})
+        per_run = []
+        for i in members:
+            c = resolved[i]
+            o = {k: v for k, v in runs[i].items() if hparams.is_replica_field(k, base)}
+            for t in terms:
+                o[f"loss.weights.{t}"] = float(c.loss.weights[t]) if t in c.loss.weights else 0.0
+            per_run.append(o)
+        mem, flops = estimate(base)
+        limit = max(1, int(budget // mem))
+        if cap:
+            limit = min(limit, cap)
+        for start in range(0, len(members), limit):
+            out.append(CohortPlan(len(out), base, members[start:start + limit],
+                                  per_run[start:start + limit], mem, flops))
+    return out
+
+
+# Sustained training throughput used for time estimates (FLOP/s), measured with
+# `jaxseg bench` on the cmr96-size model (docs/benchmarks.md); None where unmeasured.
+THROUGHPUT = {"cpu": 5.0e10}
+
+
+def describe(plans: list[CohortPlan], num_runs: int, train_images: int | None = None) -> str:
+    """The ``--dry_run`` text: runs, cohorts, replicas per cohort, memory and time estimates."""
+    backend = jax.default_backend()
+    rate = THROUGHPUT.get(backend)
+    lines = [f"{num_runs} runs in {len(plans)} cohort(s) on {backend} "
+             f"({os.cpu_count()} CPU cores)"]
+    total = 0.0
+    for p in plans:
+        c = p.config
+        images = train_images or 100
+        steps = int(np.ceil(images / c.train.batch_size)) * int(c.train.epochs)
+        seconds = steps * p.step_flops * len(p.runs) / rate if rate else float("nan")
+        total += seconds
+        schedules = "/".join(sorted({o.get("optim.schedule", c.optim.schedule)
+                                     for o in p.overrides}))
+        lines.append(
+            f"  {p.name}: {len(p.runs):3d} replicas | {c.optim.name} {schedules} | "
+            f"unet d{c.model.depth} w{c.model.base_width} {c.model.upsample} | "
+            f"loss {'+'.join(c.loss.weights)} | {c.data.name} {c.train.epochs} ep | "
+            f"~{p.bytes_per_replica * len(p.runs) / 2**20:.0f} MiB | "
+            + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend"))
+    if rate:
+        lines.append(f"estimated total: ~{total / 60:.1f} min (compile time not included)")
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""``jaxseg sweep``: every cohort of a grid in one process, resumable, tabulated at the end.
+
+Each cohort trains in ``<workdir>/cohorts/<name>/`` through the one training engine
+(:func:`jaxseg.train.train_and_evaluate`), so an interrupted cohort resumes from its last
+checkpoint and a finished one (its ``summary.json`` marked complete) is not trained
+again. ``<workdir>/sweep.json`` records the grid: running a changed sweep against the
+same workdir stops with a message instead of mixing results.
+"""
+
+import json
+import os
+import time
+
+from absl import logging
+
+from jaxseg import outputs, train
+from jaxseg.errors import JaxsegError
+from jaxseg.sweep import plan as plan_lib
+from jaxseg.sweep import results
+
+
+def _guard(workdir: str, config, runs: list[dict]) -> None:
+    meta = outputs.jsonable({"config": json.loads(config.to_json_best_effort()), "runs": runs})
+    path = os.path.join(workdir, "sweep.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != meta:
+            what = "runs" if old.get("runs") != meta["runs"] else "config"
+            raise JaxsegError(
+                f"workdir {workdir} holds a different sweep (its {what} changed); results "
+                "would mix. Use a new --workdir, or delete the old one to start over")
+    else:
+        outputs.write_json(path, meta)
+
+
+def _complete(cohort_dir: str) -> dict | None:
+    path = os.path.join(cohort_dir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        summary = json.load(f)
+    return summary if summary.get("complete") else None
+
+
+def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
+              title: str = "") -> list[dict] | None:
+    """Plans and trains every cohort of a grid, then writes the result tables.
+
+    Args:
+      config: the experiment's base config.
+      runs: one dict of dotted overrides per run.
+      workdir: the sweep's folder.
+      dry_run: only print the plan.
+      title: the title of results.md.
+
+    Returns:
+      The configuration table (None for a dry run).
+    """
+    plans = plan_lib.plan(config, runs)
+    text = plan_lib.describe(plans, len(runs))
+    print(text)
+    if dry_run:
+        return None
+    os.makedirs(workdir, exist_ok=True)
+    _guard(workdir, config, runs)
+    summaries, t0, trained_runs = {}, time.time(), 0
+    done_runs = 0
+    for k, p in enumerate(plans):
+        cdir = os.path.join(workdir, "cohorts", p.name)
+        summary = _complete(cdir)
+        if summary is not None:
+            logging.info("[%s %d/%d] already finished; skipped", p.name, k + 1, len(plans))
+        else:
+            summary = train.train_and_evaluate(p.config, cdir, p.overrides,
+                                               label=f"[{p.name} {k + 1}/{len(plans)}] ")
+            trained_runs += len(p.runs)
+        summaries[p.name] = summary
+        done_runs += len(p.runs)
+        elapsed = time.time() - t0
+        left = len(runs) - done_runs
+        eta = elapsed / trained_runs * left if trained_runs else float("nan")
+        logging.info("grid: cohorts %d/%d, runs %d/%d done | %s elapsed | ETA %s", k + 1,
+                     len(plans), done_runs, len(runs), outputs.format_seconds(elapsed),
+                     outputs.format_seconds(eta) if trained_runs else "-")
+    rows = results.run_rows(plans, runs, summaries, list(config.data.class_names))
+    configs_ = results.write(workdir, rows, config.sweep.sort, title)
+    print(f"jaxseg: {len(runs)} runs in {len(plans)} cohort(s); tables in {workdir}/results.md")
+    return configs_

@@ -1,0 +1,152 @@
+"""Sweeps: experiment files load/expand/plan, the planner's grouping, smoke sweeps through
+`jaxseg sweep`, kill + re-run equals an uninterrupted sweep, result tables by hand."""
+
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from jaxseg import configs
+from jaxseg.sweep import expand, plan, results
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py")))
+STUDIES = [p for p in EXPERIMENTS if "baseline" not in p and "quickstart" not in p]
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+def test_experiment_loads_expands_and_plans(path):
+    module, _ = expand.load_experiment(path)
+    assert module.__doc__ and "Command" in module.__doc__ and "jaxseg " in module.__doc__
+    args = [None, "smoke"] if path in STUDIES else [None]
+    for arg in args:
+        config = module.get_config(arg) if arg else module.get_config()
+        runs = expand.expand(module, arg)
+        cohorts = plan.plan(config, runs)
+        assert sum(len(c.runs) for c in cohorts) == len(runs) >= 1
+        assert sorted(i for c in cohorts for i in c.runs) == list(range(len(runs)))
+
+
+def grid_runs(optimizers):
+    runs = []
+    for opt in optimizers:
+        for loss in ({"ce": 1.0}, {"dice": 1.0}, {"focal": 1.0}, {"ce": 1.0, "dice": 1.0},
+                     {"tversky": 0.5, "dice": 1.0, "bce": 0.5}):
+            expand.grid(runs.append, {"optim.weight_decay": [0.0, 1e-5, 1e-4, 1e-3]}, seeds=2,
+                        **{"optim.name": opt, "loss.weights": loss})
+    return runs
+
+
+def test_planner_groups_numeric_differences():
+    config = configs.study("smoke")
+    one = plan.plan(config, grid_runs(["adam"]))
+    assert [len(c.runs) for c in one] == [40]
+    # Every loss is a weighting of the union of terms; absent terms weigh 0.
+    c = one[0]
+    assert list(c.config.loss.weights) == ["ce", "bce", "focal", "dice", "tversky"]
+    assert c.overrides[0]["loss.weights.ce"] == 1.0 and c.overrides[0]["loss.weights.dice"] == 0
+    two = plan.plan(config, grid_runs(["adam", "sgd"]))
+    assert [len(c.runs) for c in two] == [40, 40]
+    assert {c.config.optim.name for c in two} == {"adam", "sgd"}
+    # A cap splits a cohort.
+    assert [len(c.runs) for c in plan.plan(config, grid_runs(["adam"]), max_replicas=16)] == \
+        [16, 16, 8]
+
+
+def test_configuration_table_by_hand():
+    rows = [{"run": 0, "cohort": "c000", "optim.weight_decay": 0.0, "seed": 0, "status": "f",
+             "best_epoch": 1, "dice": 0.8, "val_loss": 0.5},
+            {"run": 1, "cohort": "c000", "optim.weight_decay": 0.0, "seed": 1, "status": "f",
+             "best_epoch": 1, "dice": 0.6, "val_loss": 0.7},
+            {"run": 2, "cohort": "c000", "optim.weight_decay": 1e-4, "seed": 0, "status": "f",
+             "best_epoch": 1, "dice": 0.9, "val_loss": 0.4}]
+    table = results.configurations(rows, "dice")
+    assert [t["optim.weight_decay"] for t in table] == [1e-4, 0.0]  # sorted by Dice
+    assert table[1]["n"] == 2
+    assert table[1]["dice_mean"] == pytest.approx(0.7)
+    assert table[1]["dice_std"] == pytest.approx(0.1414213, rel=1e-5)  # sample std of .8,.6
+    md = results.markdown(rows, table)
+    assert "0.7000 ± 0.1414" in md
+
+
+@pytest.fixture
+def jaxseg(tfds_dir, xla_cache):
+    def run(args):
+        return subprocess.run([sys.executable, "-m", "jaxseg.main", *args,
+                               f"--config.data.tfds_dir={tfds_dir}",
+                               f"--compilation_cache={xla_cache}"],
+                              cwd=ROOT, capture_output=True, text=True)
+    return run
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=os.path.basename)
+def test_smoke_sweep_end_to_end(path, jaxseg, tmp_path):
+    out = jaxseg(["sweep", f"--config={path}:smoke", f"--workdir={tmp_path}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(tmp_path / "results.json") as f:
+        res = json.load(f)
+    module, _ = expand.load_experiment(path)
+    assert len(res["runs"]) == len(expand.expand(module, "smoke"))
+    assert all(r["status"] in ("finished", "stopped") and r["dice"] is not None
+               for r in res["runs"])
+    assert (tmp_path / "results.md").read_text().count("|") > 10
+    assert "grid: cohorts" in out.stderr
+
+
+def metric_rows(workdir):
+    with open(os.path.join(workdir, "results.csv")) as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r.pop("wall_time_s")
+    return rows
+
+
+def test_killed_sweep_resumes_and_skips_finished_cohorts(jaxseg, tfds_dir, xla_cache,
+                                                         tmp_path):
+    args = ["sweep", f"--config={ROOT}/experiments/upsampling.py:smoke",
+            "--config.train.epochs=3"]
+    full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
+    assert jaxseg(args + [f"--workdir={full}"]).returncode == 0
+    cmd = [sys.executable, "-m", "jaxseg.main", *args, f"--workdir={killed}",
+           f"--config.data.tfds_dir={tfds_dir}", f"--compilation_cache={xla_cache}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = os.path.join(killed, "cohorts", "c001", "checkpoints", "1")
+    deadline = time.time() + 300
+    while not os.path.isdir(target):
+        assert proc.poll() is None and time.time() < deadline, "sweep ended before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = jaxseg(args + [f"--workdir={killed}"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[c000 1/2] already finished; skipped" in again.stderr
+    assert "resumed from the checkpoint of epoch" in again.stderr
+    a, b = metric_rows(full), metric_rows(killed)
+    assert len(a) == len(b) == 2
+    for ra, rb in zip(a, b, strict=True):
+        for k in ra:
+            if k in ("dice", "val_loss", "iou", "bf", "dice_RV"):
+                assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-6, abs=1e-7), k
+            else:
+                assert ra[k] == rb[k], k
+
+
+def test_changed_sweep_refuses_workdir(jaxseg, tmp_path):
+    args = ["sweep", f"--config={ROOT}/experiments/upsampling.py:smoke", f"--workdir={tmp_path}",
+            "--config.train.epochs=1"]
+    assert jaxseg(args).returncode == 0
+    out = jaxseg(args[:-1] + ["--config.train.epochs=2"])
+    assert out.returncode == 2
+    assert "holds a different sweep" in out.stderr.strip().splitlines()[-1]
+
+
+def test_dry_run_prints_plan(jaxseg):
+    out = jaxseg(["sweep", f"--config={ROOT}/experiments/optimizer_lr.py", "--dry_run"])
+    assert out.returncode == 0
+    assert "35 runs in 7 cohort(s)" in out.stdout and "MiB" in out.stdout

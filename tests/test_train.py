@@ -1,0 +1,221 @@
+"""The cohort engine: cohort == runs one by one (every strategy), resume == uninterrupted,
+a diverging replica is isolated, frozen replicas do not change, the CLI leaves its outputs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseg import configs, outputs, train
+from jaxseg.errors import JaxsegError
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+METRICS = ("train_loss", "loss", "dice", "iou", "bf", "accuracy", "hd95")
+
+
+def tiny_config(tfds_dir, epochs=2):
+    c = configs.default()
+    c.data.tfds_dir = tfds_dir
+    c.data.phantom.size = 32
+    c.data.phantom.num_train = 20
+    c.data.phantom.num_val = 8
+    c.data.image_size = 32
+    c.model.base_width = 4
+    c.model.depth = 2
+    c.loss.weights = {"ce": 1.0, "dice_inv": 1.0}
+    c.augment.hflip = True
+    c.optim.learning_rate = 3e-3
+    c.train.epochs = epochs
+    c.train.batch_size = 8
+    c.eval.batch_size = 3  # not a divisor of 8: exercises padded eval batches
+    return c
+
+
+def history(workdir):
+    rows = outputs.read_jsonl(os.path.join(workdir, "history.jsonl"))
+    return {(r["replica"], r["epoch"]): r for r in rows}
+
+
+def assert_same_metrics(a, b, atol=2e-3, rtol=1e-3):
+    for key in METRICS:
+        x, y = a[key], b[key]
+        if x is None or y is None:
+            assert x is None and y is None, key
+        else:
+            assert x == pytest.approx(y, rel=rtol, abs=atol), key
+    np.testing.assert_allclose(np.array(a["dice_per_class"], float),
+                               np.array(b["dice_per_class"], float), atol=atol)
+
+
+# Three replicas: different weight decay, loss lambda, and one trains on half the images.
+REPLICAS = [{"optim.weight_decay": 0.0, "loss.params.lam": 0.2},
+            {"optim.weight_decay": 1e-2, "loss.params.lam": 0.8, "seed": 1},
+            {"optim.weight_decay": 1e-3, "loss.params.lam": 0.5, "data.fraction": 0.5,
+             "seed": 2}]
+
+
+@pytest.fixture(scope="module")
+def singles(tfds_dir, tmp_path_factory):
+    out = []
+    for i, o in enumerate(REPLICAS):
+        wd = str(tmp_path_factory.mktemp(f"single{i}"))
+        train.train_and_evaluate(tiny_config(tfds_dir), wd, [o])
+        out.append(history(wd))
+    return out
+
+
+@pytest.mark.parametrize("strategy", ["unroll", "vmap", "map"])
+def test_cohort_equals_runs_one_by_one(strategy, singles, tfds_dir, tmp_path):
+    c = tiny_config(tfds_dir)
+    c.train.strategy = strategy
+    summary = train.train_and_evaluate(c, str(tmp_path), REPLICAS)
+    assert summary["strategy"] == strategy
+    h = history(str(tmp_path))
+    for r in range(3):
+        for epoch in (1, 2):
+            assert_same_metrics(h[(r, epoch)], singles[r][(0, epoch)])
+    # Different hyperparameters really gave different runs.
+    assert h[(0, 2)]["train_loss"] != h[(1, 2)]["train_loss"]
+
+
+def test_scan_loop_equals_step_loop(singles, tfds_dir, tmp_path):
+    c = tiny_config(tfds_dir)
+    c.train.loop = "scan"
+    train.train_and_evaluate(c, str(tmp_path), REPLICAS[:1])
+    assert_same_metrics(history(str(tmp_path))[(0, 2)], singles[0][(0, 2)])
+
+
+def test_diverging_replica_is_isolated(tfds_dir, tmp_path):
+    c = tiny_config(tfds_dir)
+    good = [REPLICAS[0], REPLICAS[1]]
+    absurd = {"optim.learning_rate": 1e38, "seed": 5}
+    s_all = train.train_and_evaluate(c, str(tmp_path / "with"), [good[0], absurd, good[1]])
+    train.train_and_evaluate(c, str(tmp_path / "without"), good)
+    assert [r["status"] for r in s_all["replicas"]] == ["finished", "diverged", "finished"]
+    with_h, without_h = history(str(tmp_path / "with")), history(str(tmp_path / "without"))
+    for epoch in (1, 2):
+        assert_same_metrics(with_h[(0, epoch)], without_h[(0, epoch)], atol=1e-6, rtol=1e-6)
+        assert_same_metrics(with_h[(2, epoch)], without_h[(1, epoch)], atol=1e-6, rtol=1e-6)
+    # The diverged replica keeps its last finite state: the checkpoint holds no NaN.
+    ckpt = train.checkpoint.CohortCheckpoints(str(tmp_path / "with" / "checkpoints"))
+    host = ckpt.restore_host(ckpt.latest_step())
+    assert host["status"][1] == "diverged"
+    ckpt.close()
+
+
+def test_frozen_replica_does_not_change(tfds_dir):
+    c = tiny_config(tfds_dir)
+    from jaxseg import hparams
+    from jaxseg.data import datasets
+
+    table = hparams.table(hparams.replica_configs(c, REPLICAS[:2]))
+    data = datasets.load(c.data)
+    static = train.build_static(c, data, table)
+    cohort = train.Cohort(c, static, 2, 3, data)
+    hp = {k: jnp.asarray(v.astype(np.int32) if v.dtype.kind == "i" else v)
+          for k, v in table.items()}
+    state = cohort.init(hp)
+    before = jax.tree.map(np.asarray, state)
+    member = jnp.ones((2, len(data.train)), bool)
+    plan = cohort.plan(hp["seed"], member, 0)
+    state, acc = cohort.run_epoch(state, hp, jnp.full((2,), 1e-2), jnp.array([True, False]),
+                                  plan, jnp.asarray(data.train.images),
+                                  jnp.asarray(data.train.labels))
+    after = jax.tree.map(np.asarray, state)
+    changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a[0], b[0]),
+                                           before["params"], after["params"]))
+    frozen = jax.tree.leaves(jax.tree.map(lambda a, b: np.array_equal(a[1], b[1]),
+                                          before, after))
+    assert any(changed) and all(frozen)
+    assert float(acc["count"][1]) == 0.0
+
+
+def run_cli(args, **kw):
+    return subprocess.run([sys.executable, "-m", "jaxseg.main", *args], cwd=ROOT,
+                          capture_output=True, text=True, **kw)
+
+
+def test_resume_after_kill_equals_uninterrupted(tfds_dir, tmp_path, xla_cache):
+    base = ["train", "--config=experiments/quickstart.py", f"--config.data.tfds_dir={tfds_dir}",
+            "--config.train.epochs=5", "--config.data.phantom.num_train=32",
+            "--config.data.phantom.num_val=16", "--config.data.phantom.size=32",
+            "--config.data.image_size=32", "--config.model.base_width=4",
+            "--config.model.depth=2", f"--compilation_cache={xla_cache}"]
+    full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
+    assert run_cli(base + [f"--workdir={full}"]).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "jaxseg.main", *base, f"--workdir={killed}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not os.path.isdir(os.path.join(killed, "checkpoints", "2")):
+        assert proc.poll() is None and time.time() < deadline, "run ended before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    resumed = run_cli(base + [f"--workdir={killed}"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from the checkpoint of epoch" in resumed.stderr
+    epoch = int(resumed.stderr.split("resumed from the checkpoint of epoch ")[1].split()[0])
+    assert 2 <= epoch < 5
+    a, b = history(full), history(killed)
+    assert sorted(a) == sorted(b)  # no duplicated or missing records
+    for key in a:
+        assert_same_metrics(a[key], b[key], atol=1e-6, rtol=1e-6)
+
+
+def test_quickstart_main_job(tmp_path, tfds_dir):
+    workdir = str(tmp_path / "qs")
+    t0 = time.time()
+    out = run_cli(["train", "--config=experiments/quickstart.py", f"--workdir={workdir}",
+                   f"--config.data.tfds_dir={tfds_dir}"])
+    seconds = time.time() - t0
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert seconds < 180, f"quickstart took {seconds:.0f}s"
+    assert "epoch 8/8 | replicas alive 3/3" in out.stderr and "ETA" in out.stderr
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    assert [r["status"] for r in summary["replicas"]] == ["finished"] * 3
+    assert all(r["best"]["dice"] > 0.5 for r in summary["replicas"])
+    assert len(history(workdir)) == 3 * 8
+    assert os.path.isdir(os.path.join(workdir, "checkpoints", "8"))
+    with open(os.path.join(workdir, "replicas.json")) as f:
+        wd = json.load(f)["hyperparameters"]["optim.weight_decay"]
+    assert wd == pytest.approx([0.0, 1e-4, 1e-3])
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--config.optim.name=lamb", "unknown optim.name 'lamb'"),
+    ("--config.loss.weights.dise=1.0", "unknown loss term 'dise'"),
+    ("--config.data.name=cmr96", "data folder not found"),
+])
+def test_cli_errors_are_one_line(flag, message, tmp_path, tfds_dir):
+    extra = [flag]
+    if "cmr96" in flag:
+        extra.append("--config.data.source_dir=/nonexistent/cmr96")
+    out = run_cli(["train", "--config=experiments/quickstart.py", f"--workdir={tmp_path}",
+                   f"--config.data.tfds_dir={tfds_dir}", *extra])
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("jaxseg: error:") and message in last
+    assert "Traceback" not in out.stderr
+
+
+def test_changed_config_refuses_old_workdir(tfds_dir, tmp_path):
+    c = tiny_config(tfds_dir, epochs=1)
+    train.train_and_evaluate(c, str(tmp_path), [{}])
+    c.optim.learning_rate = 0.5
+    with pytest.raises(JaxsegError, match="holds a different run"):
+        train.train_and_evaluate(c, str(tmp_path), [{}])
+
+
+def test_structural_override_is_refused(tfds_dir, tmp_path):
+    with pytest.raises(JaxsegError, match="changes the compiled program"):
+        train.train_and_evaluate(tiny_config(tfds_dir), str(tmp_path),
+                                 [{"optim.name": "sgd"}, {}])
