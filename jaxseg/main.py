@@ -13,6 +13,7 @@ Every config field can be overridden with ``--config.a.b=value``; ``--helpfull``
 lists every flag. Errors in data or config print one line and exit with status 2.
 """
 
+import ast
 import logging as pylogging
 import os
 import sys
@@ -128,11 +129,29 @@ class _OwnInfoOnly:
         return record.levelno >= pylogging.WARNING or record.pathname.startswith(package)
 
 
+_STARTED = []
+
+
 def run():
     """Console-script entry point."""
     logging.set_verbosity(logging.INFO)
     logging.get_absl_logger().addFilter(_OwnInfoOnly())
-    app.run(main)
+    try:
+        app.run(lambda argv: _STARTED.append(True) or main(argv))
+    except AttributeError as e:
+        if _STARTED:
+            raise
+        # ml_collections raises AttributeError while parsing an override of a field that
+        # the config does not have (absl has not reached main yet): say so in one line.
+        msg = str(e)
+        try:  # the message arrives as the repr of a repr
+            while msg[:1] in "'\"" and msg[:1]:
+                msg = ast.literal_eval(msg)
+        except (ValueError, SyntaxError):
+            pass
+        msg = " ".join(msg.split())
+        print(f"jaxseg: error: bad --config override: no config field {msg}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ def count(variables):
     {"head": "sigmoid", "num_classes": 2}])
 def test_options_and_param_count_independent_of_size(kw):
     model = UNet(**{"base_width": 4, **kw})
-    small = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
-    large = model.init(jax.random.key(0), jnp.zeros((1, 96, 64, 1)))
+    # Level-0 compilation: random initialisers compile slowly on XLA CPU (docs/benchmarks.md).
+    init = jax.jit(model.init, compiler_options={"xla_backend_optimization_level": 0})
+    small = init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+    large = init(jax.random.key(0), jnp.zeros((1, 96, 64, 1)))
     assert count(small) == count(large)
     out = model.apply(large, jnp.zeros((2, 96, 64, 1)))
     classes = 1 if kw.get("head") == "sigmoid" else kw.get("num_classes", 4)
@@ -30,8 +32,8 @@ def test_options_and_param_count_independent_of_size(kw):
 
 def test_reference_parameter_count():
     # Base 16, depth 3, 4 classes, batch norm: the cmr96 prototype's size (GUIDE §3).
-    v = UNet().init(jax.random.key(0), jnp.zeros((1, 96, 96, 1)))
-    assert count(v) == 483204
+    shapes = jax.eval_shape(UNet().init, jax.random.key(0), jnp.zeros((1, 96, 96, 1)))
+    assert count(shapes) == 483204
 
 
 def test_transpose_upsampling_equals_conv_transpose():
@@ -61,7 +63,8 @@ def test_traced_dropout_rates_per_replica():
         return model.apply(v, x, train=True, dropout_rates=(rate, rate, rate),
                            rngs={"dropout": jax.random.key(2)}, mutable=["batch_stats"])[0]
 
-    outs = jax.jit(jax.vmap(run))(jnp.array([0.0, 0.5]))
+    outs = jax.jit(jax.vmap(run), compiler_options={"xla_backend_optimization_level": 0})(
+        jnp.array([0.0, 0.5]))
     ref = model.apply(v, x, train=True, mutable=["batch_stats"],
                       rngs={"dropout": jax.random.key(3)})[0]
     np.testing.assert_allclose(outs[0], ref, atol=1e-4)  # rate 0 is no dropout (jit vs eager)

@@ -194,7 +194,7 @@ def test_quickstart_main_job(tmp_path, tfds_dir):
 
 @pytest.mark.parametrize("flag, message", [
     ("--config.optim.name=lamb", "unknown optim.name 'lamb'"),
-    ("--config.loss.weights.dise=1.0", "unknown loss term 'dise'"),
+    ("--config.loss.weights.dise=1.0", "bad --config override"),
     ("--config.data.name=cmr96", "data folder not found"),
 ])
 def test_cli_errors_are_one_line(flag, message, tmp_path, tfds_dir):
