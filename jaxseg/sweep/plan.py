@@ -161,9 +161,10 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
     return out
 
 
-# Sustained training throughput used for time estimates (FLOP/s), measured with
-# `jaxseg bench` on the cmr96-size model (docs/benchmarks.md); None where unmeasured.
-THROUGHPUT = {"cpu": 5.0e10}
+# Sustained training throughput used for time estimates (FLOP/s): the cmr96-size step's
+# 30.5 GFLOP (GUIDE §3, XLA cost analysis) over its 0.687 s on 2 CPU cores
+# (docs/benchmarks.md, 2026-11-22). Backends not listed are unmeasured: no estimate.
+THROUGHPUT = {"cpu": 4.4e10}
 
 
 def describe(plans: list[CohortPlan], num_runs: int, train_images: int | None = None) -> str:
