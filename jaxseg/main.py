@@ -60,9 +60,11 @@ def _train(argv_rest):
     config, runs = flags.FLAGS.config, _experiment()
     cohorts = plan.plan(config, runs, max_replicas=0)
     if len(cohorts) > 1:
+        why = ("do not fit in device memory as one cohort"
+               if all(c.config == cohorts[0].config for c in cohorts)
+               else "differ in more than numeric fields")
         raise JaxsegError(f"the config's {len(runs)} runs need {len(cohorts)} compiled programs "
-                          "(they differ in more than numeric fields); run them with "
-                          "`jaxseg sweep`")
+                          f"(they {why}); run them with `jaxseg sweep`")
     summary = train.train_and_evaluate(cohorts[0].config, flags.FLAGS.workdir,
                                        cohorts[0].overrides)
     for rep in summary["replicas"]:

@@ -146,10 +146,6 @@ class SegSums(clu_metrics.Metric):
         """Adds two sets of counts."""
         return jax.tree.map(jnp.add, self, other)
 
-    def reduce(self) -> "SegSums":
-        """Sums a stack of counts along its leading axis."""
-        return jax.tree.map(lambda x: x.sum(0), self)
-
     def compute(self) -> dict:
         """Returns the metrics (NumPy floats; NaN where a class never occurs)."""
         tp, fp, fn = (np.asarray(x, np.float64) for x in (self.tp, self.fp, self.fn))

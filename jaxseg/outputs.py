@@ -12,7 +12,6 @@
 import json
 import math
 import os
-import time
 
 import numpy as np
 from absl import logging
@@ -114,19 +113,16 @@ class TensorBoard:
 class Progress:
     """Formats and logs the per-epoch progress line with an ETA."""
 
-    def __init__(self, total_epochs: int, num_replicas: int, start_epoch: int = 0, label=""):
-        """Starts the clock.
+    def __init__(self, total_epochs: int, num_replicas: int, label=""):
+        """Starts an empty record of epoch times.
 
         Args:
           total_epochs: the run's epochs.
           num_replicas: R.
-          start_epoch: the epoch a resumed run starts from.
           label: a prefix, e.g. the cohort name.
         """
         self.total, self.num_replicas, self.label = total_epochs, num_replicas, label
         self.epoch_times: list[float] = []
-        self.start = start_epoch
-        self.t0 = time.time()
 
     def epoch_done(self, epoch: int, seconds: float, alive: int, best_dice: float,
                    best_replica: int, train_loss: float) -> str:

@@ -449,7 +449,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         logging.info("resumed from the checkpoint of epoch %d", host["epoch"])
     history = outputs.History(os.path.join(workdir, "history.jsonl"), host["epoch"])
     tb = outputs.TensorBoard(os.path.join(workdir, "tensorboard"), R)
-    progress = outputs.Progress(E, R, host["epoch"], label)
+    progress = outputs.Progress(E, R, label)
     every = max(int(config.eval.every), 1)
     patience = int(config.train.early_stopping)
     base_lr = table["optim.learning_rate"]
