@@ -69,6 +69,34 @@ class CohortCheckpoints:
             host=ocp.args.JsonRestore()))
         return out["state"], out["best"], out["host"]
 
+    def restore_raw(self, step: int):
+        """Reads one step without a target structure (NumPy trees; for inspection/export).
+
+        Returns:
+          ``(state, best, host)`` with every array stacked over the replicas.
+        """
+        out = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), best=ocp.args.StandardRestore(),
+            host=ocp.args.JsonRestore()))
+        return out["state"], out["best"], out["host"]
+
+    @staticmethod
+    def steps_in(directory: str) -> list[int]:
+        """The complete steps in a checkpoint folder (empty if there is none); writes nothing."""
+        if not os.path.isdir(directory):
+            return []
+        manager = ocp.CheckpointManager(os.path.abspath(directory),
+                                        options=ocp.CheckpointManagerOptions(create=False))
+        steps = sorted(manager.all_steps())
+        manager.close()
+        return steps
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def restore_host(self, step: int) -> dict:
         """Reads only the host bookkeeping of one step (cheap; for inspection)."""
         return self.manager.restore(step, args=ocp.args.Composite(

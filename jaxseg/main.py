@@ -8,6 +8,12 @@ Commands:
           (``--dry_run`` prints the plan).
   bench   time one training step of R replicas under each replica strategy against
           R single-replica steps (``--replicas``, ``--strategies``, ``--bench_out``).
+  inspect list a workdir's cohorts and replicas (status, best epoch, metrics, checkpoints);
+          ``--replica=ID`` shows one in depth, ``--export=PATH`` writes it as a standalone
+          model.
+  predict segment a PNG, a folder of PNGs or an HDF5 volume with a replica
+          (``--workdir`` + ``--replica``) or an exported ``--model``; ``--masks`` adds metrics.
+  report  a self-contained report folder (report.md, report.html, PNG figures) of a workdir.
 
 Every config field can be overridden with ``--config.a.b=value``; ``--helpfull``
 lists every flag. Errors in data or config print one line and exit with status 2.
@@ -24,7 +30,8 @@ from ml_collections import config_flags
 from jaxseg import configs
 from jaxseg.errors import JaxsegError
 
-COMMANDS = ("train", "sweep", "bench")
+COMMANDS = ("train", "sweep", "bench", "inspect", "predict", "report")
+NEEDS_CONFIG = ("train", "sweep", "bench")
 
 config_flags.DEFINE_config_file(
     "config", None, "Experiment file (e.g. experiments/quickstart.py[:ARG]) whose "
@@ -39,6 +46,20 @@ flags.DEFINE_list("replicas", ["1", "2", "4"], "bench: cohort sizes R to measure
 flags.DEFINE_list("strategies", ["unroll", "vmap", "map"], "bench: replica strategies to measure.")
 flags.DEFINE_integer("repeats", 3, "bench: timed steps per measurement (the median is reported).")
 flags.DEFINE_string("bench_out", None, "bench: also write the rows as JSON to this file.")
+flags.DEFINE_string("replica", None, "inspect/predict/report: a replica id as `jaxseg inspect` "
+                    "lists them (sweep: run number or COHORT/INDEX; train: replica index).")
+flags.DEFINE_string("export", None, "inspect: write --replica as a standalone model folder "
+                    "(orbax checkpoint + config.json + export.json).")
+flags.DEFINE_enum("weights", "best", ["best", "last"], "inspect/predict: the replica's weights "
+                  "at its best epoch or at its newest checkpoint.")
+flags.DEFINE_string("model", None, "predict: an exported model folder (instead of --workdir and "
+                    "--replica).")
+flags.DEFINE_string("input", None, "predict: a PNG, a folder of PNGs, or an HDF5 file.")
+flags.DEFINE_string("masks", None, "predict: the true mask PNG, or a folder of masks "
+                    "(<name>_mask.png or <name>.png), for metrics.")
+flags.DEFINE_string("output", None, "predict: output folder (masks, overlays, metrics); "
+                    "report: the report folder (default WORKDIR/report).")
+flags.DEFINE_integer("panels", 4, "report: validation images shown per configuration panel.")
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/jaxseg/xla"),
                     "Persistent XLA compilation cache folder ('' to disable): a re-run "
                     "skips compiling programs it has compiled before.")
@@ -104,20 +125,66 @@ def _bench(argv_rest):
                        "jax": jax.__version__, "rows": rows}, f, indent=1)
 
 
+def _inspect(argv_rest):
+    from jaxseg import inspection, predict
+    from jaxseg import workdir as workdir_lib
+
+    if not flags.FLAGS.workdir:
+        raise JaxsegError("--workdir is required")
+    wd = workdir_lib.Workdir(flags.FLAGS.workdir)
+    if flags.FLAGS.replica is None:
+        if flags.FLAGS.export:
+            raise JaxsegError("--export needs --replica=ID (the replica to export)")
+        print(inspection.describe_workdir(wd))
+        return
+    rep = wd.replica(flags.FLAGS.replica)
+    if flags.FLAGS.export:
+        model = predict.from_workdir(flags.FLAGS.workdir, flags.FLAGS.replica,
+                                     flags.FLAGS.weights)
+        path = predict.export(model, flags.FLAGS.export)
+        print(f"jaxseg: exported replica {rep.id} ({flags.FLAGS.weights} weights, epoch "
+              f"{model.meta['epoch']}) to {path}")
+        return
+    print(inspection.describe_replica(wd, rep, flags.FLAGS.weights))
+
+
+def _predict(argv_rest):
+    from jaxseg import predict
+
+    if not flags.FLAGS.input or not flags.FLAGS.output:
+        raise JaxsegError("predict needs --input=PNG|FOLDER|H5 and --output=DIR")
+    model = predict.load(flags.FLAGS.model, flags.FLAGS.workdir, flags.FLAGS.replica,
+                         flags.FLAGS.weights)
+    result = predict.run_predict(model, flags.FLAGS.input, flags.FLAGS.output,
+                                 flags.FLAGS.masks)
+    print("jaxseg: " + predict.format_metrics(result, model.config.data.class_names))
+    print(f"jaxseg: masks and overlays in {flags.FLAGS.output}")
+
+
+def _report(argv_rest):
+    from jaxseg import report
+
+    if not flags.FLAGS.workdir:
+        raise JaxsegError("--workdir is required")
+    out = report.build(flags.FLAGS.workdir, flags.FLAGS.output, panels=flags.FLAGS.panels)
+    print(f"jaxseg: report in {out}/report.html (and report.md)")
+
+
 def main(argv):
     """Dispatches ``argv[1]`` to its command."""
     if len(argv) < 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"usage: jaxseg {{{'|'.join(COMMANDS)}}} --config=PATH "
-                             "--workdir=DIR [--config.a.b=value ...]  (--helpfull for flags)")
+        raise app.UsageError(f"usage: jaxseg {{{'|'.join(COMMANDS)}}} [--config=PATH] "
+                             "--workdir=DIR [...]  (see --helpfull and README.md)")
     if flags.FLAGS.compilation_cache:
         import jax
 
         jax.config.update("jax_compilation_cache_dir", flags.FLAGS.compilation_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    if flags.FLAGS.config is None:
+    if flags.FLAGS.config is None and argv[1] in NEEDS_CONFIG:
         raise app.UsageError("--config is required, e.g. --config=experiments/quickstart.py")
     try:
-        {"train": _train, "sweep": _sweep, "bench": _bench}[argv[1]](argv[2:])
+        {"train": _train, "sweep": _sweep, "bench": _bench, "inspect": _inspect,
+         "predict": _predict, "report": _report}[argv[1]](argv[2:])
     except JaxsegError as e:
         print(f"jaxseg: error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -128,6 +195,8 @@ class _OwnInfoOnly:
 
     def filter(self, record):
         package = os.path.dirname(os.path.abspath(__file__))
+        if record.getMessage().startswith("Using custom data configuration"):
+            return False  # TFDS says this for every jaxseg dataset (their options are configs)
         return record.levelno >= pylogging.WARNING or record.pathname.startswith(package)
 
 
@@ -137,7 +206,8 @@ _STARTED = []
 def run():
     """Console-script entry point."""
     logging.set_verbosity(logging.INFO)
-    logging.get_absl_logger().addFilter(_OwnInfoOnly())
+    # On the handler, so library loggers that propagate to the root (jax, orbax) are filtered too.
+    logging.get_absl_handler().addFilter(_OwnInfoOnly())
     try:
         app.run(lambda argv: _STARTED.append(True) or main(argv))
     except AttributeError as e:

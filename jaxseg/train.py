@@ -31,6 +31,7 @@ import optax
 from absl import logging
 
 from jaxseg import checkpoint, hparams, losses, metrics, optim, outputs, replicas
+from jaxseg import workdir as workdir_lib
 from jaxseg.data import augment, datasets
 from jaxseg.errors import JaxsegError
 from jaxseg.models import create_model
@@ -394,6 +395,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        overrides: list[dict] | None = None, label: str = "") -> dict:
     """Trains a cohort of replicas and evaluates it every ``eval.every`` epochs.
 
+    While it trains, ``workdir/lock.json`` names this process, so ``jaxseg inspect`` can
+    tell a running cohort from an interrupted one.
+
     Args:
       config: the cohort's (static) config.
       workdir: where checkpoints, history, summary and TensorBoard files go; a
@@ -404,6 +408,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     Returns:
       The summary (also written to ``workdir/summary.json``).
     """
+    try:
+        return _train_and_evaluate(config, workdir, overrides, label)
+    finally:
+        workdir_lib.remove_lock(workdir)
+
+
+def _train_and_evaluate(config, workdir, overrides, label):
     t_start = time.time()
     replica_cfgs = hparams.replica_configs(config, overrides or [{}])
     table = hparams.table(replica_cfgs)
@@ -414,6 +425,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     run_meta = {"config": json.loads(config.to_json_best_effort()),
                 "overrides": [dict(o) for o in (overrides or [{}])]}
     _check_workdir(workdir, run_meta)
+    workdir_lib.write_lock(workdir)
 
     data = datasets.load(config.data)
     static = build_static(config, data, table)

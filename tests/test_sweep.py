@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from jaxseg import configs
+from jaxseg import configs, workdir
 from jaxseg.sweep import expand, plan, results
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -127,6 +127,15 @@ def test_killed_sweep_resumes_and_skips_finished_cohorts(jaxseg, tfds_dir, xla_c
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # `jaxseg inspect` on the killed sweep: the first cohort finished, the second interrupted.
+    listing = subprocess.run([sys.executable, "-m", "jaxseg.main", "inspect",
+                              f"--workdir={killed}"], cwd=ROOT, capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr[-2000:]
+    assert "c000: finished, 1 replica(s)" in listing.stdout
+    assert "c001: interrupted, 1 replica(s), checkpoint steps [1]" in listing.stdout
+    wd = workdir.Workdir(killed)
+    assert [(r.id, r.status, r.epoch) for r in wd.replicas] == [
+        ("0", "finished", 3), ("1", "interrupted", 1)]
     again = jaxseg(args + [f"--workdir={killed}"])
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[c000 1/2] already finished; skipped" in again.stderr

@@ -20,10 +20,8 @@ hash of them so two folders never share a cache.
 """
 
 import dataclasses
-import glob
 import hashlib
 import os
-import re
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -102,32 +100,15 @@ class JaxsegPhantom(tfds.core.GeneratorBasedBuilder):
             yield i, {"image": image, "label": label, "id": f"phantom{i:05d}"}
 
 
-def _natural_key(path: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
-
-
-def _pngs(folder: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(folder, "*.png")), key=_natural_key)
-
-
-def _find_mask(mask_dir: str, image_path: str) -> str | None:
-    stem = os.path.splitext(os.path.basename(image_path))[0]
-    for name in (f"{stem}_mask.png", f"{stem}.png"):
-        p = os.path.join(mask_dir, name)
-        if os.path.exists(p):
-            return p
-    return None
-
-
 def _png_examples(image_dir: str, mask_dir: str | None, num_classes: int, grey_levels,
                   require_masks: bool):
     """Yields (key, example) for every PNG in image_dir, with its mask if there is one."""
-    images = _pngs(image_dir)
+    images = readers.png_files(image_dir)
     if not images:
         raise JaxsegError(f"no PNG images in {image_dir}")
     for path in images:
         raw = readers.read_png(path)
-        mask_path = _find_mask(mask_dir, path) if mask_dir else None
+        mask_path = readers.find_mask(mask_dir, path) if mask_dir else None
         if mask_path is None:
             if require_masks:
                 raise JaxsegError(f"image {path} has no mask in {mask_dir} (looked for "

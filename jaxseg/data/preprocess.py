@@ -54,22 +54,26 @@ def clahe(image: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
                                        clip_limit=clip_limit).astype(np.float32)
 
 
-def crop_or_pad(arr: np.ndarray, size: int, fill=0) -> np.ndarray:
-    """Centre-crops and/or zero-pads the last two axes of ``arr`` to ``size x size``.
+def crop_or_pad(arr: np.ndarray, size, fill=0) -> np.ndarray:
+    """Centre-crops and/or zero-pads the last two axes of ``arr`` to ``size``.
+
+    Going back, ``crop_or_pad(crop_or_pad(a, s), a.shape)`` restores ``a`` where the crop
+    kept it (and ``fill`` elsewhere): predictions are put back at an input's size this way.
 
     Args:
       arr: an array ``(..., H, W)``.
-      size: the output side.
+      size: the output side, or ``(height, width)``.
       fill: the pad value.
 
     Returns:
-      An array ``(..., size, size)``; the centre of the input stays at the centre.
+      An array ``(..., height, width)``; the centre of the input stays at the centre.
     """
     h, w = arr.shape[-2:]
-    out = np.full(arr.shape[:-2] + (size, size), fill, arr.dtype)
+    oh, ow = (size, size) if np.isscalar(size) else tuple(size)[-2:]
+    out = np.full(arr.shape[:-2] + (oh, ow), fill, arr.dtype)
     # Offsets into the source (crop) and the destination (pad) on each axis.
-    sy, dy = max((h - size) // 2, 0), max((size - h) // 2, 0)
-    sx, dx = max((w - size) // 2, 0), max((size - w) // 2, 0)
-    ch, cw = min(h, size), min(w, size)
+    sy, dy = max((h - oh) // 2, 0), max((oh - h) // 2, 0)
+    sx, dx = max((w - ow) // 2, 0), max((ow - w) // 2, 0)
+    ch, cw = min(h, oh), min(w, ow)
     out[..., dy:dy + ch, dx:dx + cw] = arr[..., sy:sy + ch, sx:sx + cw]
     return out

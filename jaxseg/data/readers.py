@@ -5,7 +5,9 @@ or corrupt image, a mask whose size differs from its image, labels outside the
 declared classes) raises :class:`jaxseg.errors.JaxsegError` with the file's path.
 """
 
+import glob
 import os
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +29,25 @@ def require_dir(path: str, what: str) -> str:
     if not os.path.isdir(path):
         raise JaxsegError(f"{what}: data folder not found: {path} (see README.md, 'Real data')")
     return path
+
+
+def _natural_key(path: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
+
+
+def png_files(folder: str) -> list[str]:
+    """The PNG files of a folder in natural order (``img2`` before ``img10``)."""
+    return sorted(glob.glob(os.path.join(folder, "*.png")), key=_natural_key)
+
+
+def find_mask(mask_dir: str, image_path: str) -> str | None:
+    """The mask of an image in ``mask_dir``: ``<stem>_mask.png`` or ``<stem>.png`` (or None)."""
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    for name in (f"{stem}_mask.png", f"{stem}.png"):
+        p = os.path.join(mask_dir, name)
+        if os.path.exists(p):
+            return p
+    return None
 
 
 def read_png(path: str) -> np.ndarray:

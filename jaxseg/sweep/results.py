@@ -19,6 +19,34 @@ REPEAT_AXES = ("seed", "data.fold")
 LOWER_IS_BETTER = ("loss", "val_loss", "hd95", "train_loss")
 
 
+def run_row(run, cohort: str, overrides: dict, status: str, best_epoch: int,
+            best: dict | None, class_names) -> dict:
+    """The table row of one run: its overrides, status and best-epoch validation metrics.
+
+    Args:
+      run: the run's number (or id).
+      cohort: its cohort's name.
+      overrides: the dotted overrides that define it.
+      status: finished | stopped | diverged | running | interrupted | pending.
+      best_epoch: the epoch of its best validation score.
+      best: the validation metrics at that epoch (None if never evaluated).
+      class_names: names of the classes (background first).
+
+    Returns:
+      The row (per-class Dice as ``dice_<class>``).
+    """
+    best = best or {}
+    row = {"run": run, "cohort": cohort, **overrides, "status": status,
+           "best_epoch": best_epoch, "val_loss": best.get("loss"), "dice": best.get("dice")}
+    per = best.get("dice_per_class")
+    for c, name in enumerate(class_names[1:], start=1):
+        row[f"dice_{name}"] = per[c] if per else None
+    for key in ("iou", "bf", "hd95", "accuracy", "volume_dice"):
+        if key in best:
+            row[key] = best[key]
+    return row
+
+
 def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict]:
     """One row per run from the cohorts' summaries.
 
@@ -36,16 +64,8 @@ def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict
         s = summaries[p.name]
         for r, run_index in enumerate(p.runs):
             rep = s["replicas"][r]
-            best = rep.get("best") or {}
-            row = {"run": run_index, "cohort": p.name, **runs[run_index],
-                   "status": rep["status"], "best_epoch": rep["best_epoch"],
-                   "val_loss": best.get("loss"), "dice": best.get("dice")}
-            for c, name in enumerate(class_names[1:], start=1):
-                per = best.get("dice_per_class")
-                row[f"dice_{name}"] = per[c] if per else None
-            for key in ("iou", "bf", "hd95", "accuracy", "volume_dice"):
-                if key in best:
-                    row[key] = best[key]
+            row = run_row(run_index, p.name, runs[run_index], rep["status"],
+                          rep["best_epoch"], rep.get("best"), class_names)
             row["wall_time_s"] = s["wall_time_s"] / max(len(p.runs), 1)
             rows.append(row)
     rows.sort(key=lambda x: x["run"])
@@ -55,6 +75,13 @@ def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict
 def _is_metric(key):
     return key in ("val_loss", "dice", "iou", "bf", "hd95", "accuracy", "volume_dice",
                    "wall_time_s") or key.startswith("dice_")
+
+
+def config_key(row: dict) -> str:
+    """The configuration a run belongs to: its hyperparameters except seed and fold (JSON)."""
+    key = {k: v for k, v in row.items() if not _is_metric(k) and k not in
+           ("run", "cohort", "status", "best_epoch", *REPEAT_AXES)}
+    return json.dumps(key, sort_keys=True, default=str)
 
 
 def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
@@ -69,9 +96,7 @@ def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
     """
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        key = {k: v for k, v in row.items() if not _is_metric(k) and k not in
-               ("run", "cohort", "status", "best_epoch", *REPEAT_AXES)}
-        groups.setdefault(json.dumps(key, sort_keys=True, default=str), []).append(row)
+        groups.setdefault(config_key(row), []).append(row)
     out = []
     for key, members in groups.items():
         agg = {**json.loads(key), "n": len(members),
@@ -96,28 +121,44 @@ def _fmt(v):
     return str(v)
 
 
-def markdown(rows: list[dict], configs_: list[dict], title: str = "") -> str:
-    """Both tables as Markdown."""
+def tables(rows: list[dict], configs_: list[dict]):
+    """Both tables as header + cell strings: ``((cfg_header, cfg_cells), (run_header, run_cells))``.
+
+    Args:
+      rows: from :func:`run_rows` (or :func:`run_row`).
+      configs_: from :func:`configurations`.
+    """
     hyper = [k for k in rows[0] if not _is_metric(k) and k not in ("run", "cohort", "status",
                                                                      "best_epoch")]
     metrics = [k for k in rows[0] if _is_metric(k)]
-    lines = [f"# {title or 'Sweep results'}", "", f"{len(rows)} runs, {len(configs_)} "
-             "configurations. Metrics on the validation split at each run's best epoch.", ""]
     cfg_hyper = [k for k in hyper if k not in REPEAT_AXES]
     show = [m for m in metrics if m != "wall_time_s"]
-    lines += ["## Configurations (mean ± std over seeds/folds)", "",
-              "| " + " | ".join(cfg_hyper + ["n"] + show) + " |",
-              "|" + "---|" * (len(cfg_hyper) + 1 + len(show))]
+    cfg_cells = []
     for c in configs_:
         cells = [_fmt(c.get(k)) for k in cfg_hyper] + [str(c["n"])]
         for m in show:
             mean, std = c.get(f"{m}_mean"), c.get(f"{m}_std")
             cells.append("-" if mean is None else f"{mean:.4f} ± {std:.4f}")
-        lines.append("| " + " | ".join(cells) + " |")
+        cfg_cells.append(cells)
     cols = ["run", "cohort"] + hyper + ["status", "best_epoch"] + metrics
-    lines += ["", "## Runs", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(k)) for k in cols) + " |")
+    run_cells = [[_fmt(r.get(k)) for k in cols] for r in rows]
+    return (cfg_hyper + ["n"] + show, cfg_cells), (cols, run_cells)
+
+
+def markdown_table(header: list[str], cells: list[list[str]]) -> list[str]:
+    """A Markdown table's lines."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in cells]
+
+
+def markdown(rows: list[dict], configs_: list[dict], title: str = "") -> str:
+    """Both tables as Markdown."""
+    (cfg_header, cfg_cells), (run_header, run_cells) = tables(rows, configs_)
+    lines = [f"# {title or 'Sweep results'}", "", f"{len(rows)} runs, {len(configs_)} "
+             "configurations. Metrics on the validation split at each run's best epoch.", "",
+             "## Configurations (mean ± std over seeds/folds)", ""]
+    lines += markdown_table(cfg_header, cfg_cells)
+    lines += ["", "## Runs", ""] + markdown_table(run_header, run_cells)
     return "\n".join(lines) + "\n"
 
 

@@ -64,6 +64,9 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
         return None
     os.makedirs(workdir, exist_ok=True)
     _guard(workdir, config, runs)
+    # Which runs each cohort trains, for `jaxseg inspect` and `report` (run ids).
+    outputs.write_json(os.path.join(workdir, "plan.json"), {"cohorts": [
+        {"name": p.name, "runs": list(p.runs)} for p in plans]})
     summaries, t0, trained_runs = {}, time.time(), 0
     done_runs = 0
     for k, p in enumerate(plans):

@@ -1,0 +1,32 @@
+"""The grid of the sweep-vs-processes benchmark: 4 configurations of the study base on cmr96.
+
+U-Net base 16, depth 3, batch 16, CE + Dice, Adam, 15 epochs; learning rate {1e-3, 3e-3} x
+weight decay {0, 1e-4} (all numeric: one cohort of 4 replicas). With ``:single`` there is no
+sweep: one run, its hyperparameters given as ``--config.`` overrides, the way one training
+script per grid point is launched today.
+
+Command (the comparison, docs/benchmarks.md):
+  python benchmarks/sweep_vs_train.py
+"""
+
+from jaxseg import configs
+
+AXES = {"optim.learning_rate": [1e-3, 3e-3], "optim.weight_decay": [0.0, 1e-4]}
+
+
+def get_config(arg=None):
+    """The study base with fewer epochs and no early stopping."""
+    c = configs.study()
+    c.train.epochs = 15
+    c.train.early_stopping = 0
+    c.train.checkpoint_every = 5
+    return c
+
+
+def sweep(add, arg=None):
+    """The 4 runs (none with ``:single``)."""
+    if arg == "single":
+        return
+    from jaxseg.sweep.expand import grid
+
+    grid(add, AXES)

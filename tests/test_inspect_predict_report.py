@@ -1,0 +1,165 @@
+"""`jaxseg inspect`, `predict` and `report` on a real cmr96 sweep (tiny U-Nets, 3 epochs).
+
+The sweep is `experiments/l2_fraction.py:smoke` moved onto cmr96: 4 runs (2 weight decays x 2
+data fractions) in one cohort. Exported replicas and `predict` must reproduce the sweep's own
+evaluation exactly (same masks, same metrics).
+"""
+
+import html.parser
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import shared_dir
+from PIL import Image
+
+from jaxseg import predict, workdir
+from jaxseg.data import datasets
+from jaxseg.errors import JaxsegError
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def cli(args, tfds_dir, xla_cache):
+    # Commands other than sweep take the TFDS folder from the workdir's recorded config.
+    return subprocess.run([sys.executable, "-m", "jaxseg.main", *args,
+                           f"--compilation_cache={xla_cache}"], cwd=ROOT, capture_output=True,
+                          text=True)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, tfds_dir, xla_cache):
+    cmr96 = shared_dir("cmr96")
+    wd = str(tmp_path_factory.mktemp("cmr96_sweep"))
+    out = cli(["sweep", f"--config={ROOT}/experiments/l2_fraction.py:smoke", f"--workdir={wd}",
+               "--config.data.name=cmr96", f"--config.data.source_dir={cmr96}",
+               "--config.data.image_size=96", "--config.train.epochs=3",
+               f"--config.data.tfds_dir={tfds_dir}"], tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(os.path.join(wd, "results.json")) as f:
+        return wd, cmr96, json.load(f)["runs"]
+
+
+def test_inspect_lists_every_replica_and_details_one(sweep, tfds_dir, xla_cache):
+    wd, _, runs = sweep
+    out = cli(["inspect", f"--workdir={wd}"], tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "c000: finished, 4 replica(s), checkpoint steps [2, 3]" in out.stdout
+    table = out.stdout.split("\n\n", 1)[1].splitlines()[2:]
+    assert [line.split()[0] for line in table] == ["0", "1", "2", "3"]
+    assert all("finished" in line and "3/3" in line for line in table)
+    best = max(runs, key=lambda r: r["dice"])
+    out = cli(["inspect", f"--workdir={wd}", f"--replica={best['run']}"], tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"best epoch {best['best_epoch']}" in out.stdout
+    assert "learning rate used in epoch 3: 0.0010" in out.stdout  # Adam 1e-3, constant
+    assert "reduce-on-plateau scale 1.0000" in out.stdout
+    assert "Total:" in out.stdout and "L2 norm" in out.stdout  # clu overview, layer norms
+    assert f'"weight_decay": {best["optim.weight_decay"]}' in out.stdout.replace(".0,", ",")
+
+
+def test_export_and_predict_reproduce_the_sweeps_evaluation(sweep, tmp_path, tfds_dir,
+                                                            xla_cache):
+    wd, cmr96, runs = sweep
+    run = max(runs, key=lambda r: r["dice"])
+    export = str(tmp_path / "model")
+    out = cli(["inspect", f"--workdir={wd}", f"--replica={run['run']}", f"--export={export}"],
+              tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    pred_dir = str(tmp_path / "pred")
+    out = cli(["predict", f"--model={export}", f"--input={cmr96}/val/image",
+               f"--masks={cmr96}/val/mask", f"--output={pred_dir}"], tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "20 case(s): mean foreground Dice" in out.stdout
+    with open(os.path.join(pred_dir, "metrics.json")) as f:
+        got = json.load(f)
+    # The sweep's own evaluation at the replica's best epoch (results.json) ...
+    assert got["dice"] == pytest.approx(run["dice"], rel=1e-9)
+    for name, value in zip(("RV", "MYO", "LV"), got["dice_per_class"][1:], strict=True):
+        assert value == pytest.approx(run[f"dice_{name}"], rel=1e-9)
+    for key in ("iou", "bf", "hd95", "accuracy"):
+        assert got[key] == pytest.approx(run[key], rel=1e-9), key
+    # ... and the same masks as the replica loaded from the workdir on the TFDS val split.
+    rep = workdir.Workdir(wd).replica(str(run["run"]))
+    model = predict.from_replica(rep)
+    val = datasets.load(model.config.data).val
+    own = model.segment(val.images)
+    for i, case in enumerate(val.ids):
+        png = np.asarray(Image.open(os.path.join(pred_dir, f"{case}_pred.png")))
+        np.testing.assert_array_equal(png, own[i], err_msg=case)
+    assert os.path.exists(os.path.join(pred_dir, f"{val.ids[0]}_overlay.png"))
+
+
+def test_predict_segments_unlabelled_test_images(sweep, tmp_path, tfds_dir, xla_cache):
+    wd, cmr96, _ = sweep
+    out = cli(["predict", f"--workdir={wd}", "--replica=c000/1", f"--input={cmr96}/test/image",
+               f"--output={tmp_path}"], tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "no masks given" in out.stdout
+    images = sorted(os.listdir(os.path.join(cmr96, "test", "image")))
+    for name in images[:5]:
+        stem = os.path.splitext(name)[0]
+        src = Image.open(os.path.join(cmr96, "test", "image", name))
+        mask = np.asarray(Image.open(tmp_path / f"{stem}_pred.png"))
+        assert mask.shape == src.size[::-1] and mask.max() <= 3
+        assert np.asarray(Image.open(tmp_path / f"{stem}_overlay.png")).shape[-1] == 3
+    assert not (tmp_path / "metrics.json").exists()
+
+
+class _Refs(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.refs += [v for k, v in attrs if k in ("src", "href")]
+
+
+def test_report_is_self_contained(sweep, tmp_path, tfds_dir, xla_cache):
+    wd, _, runs = sweep
+    out = cli(["report", f"--workdir={wd}", f"--output={tmp_path}/rep", "--panels=3"],
+              tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rep = tmp_path / "rep"
+    parser = _Refs()
+    parser.feed((rep / "report.html").read_text())
+    assert parser.tags.count("table") == 2 and parser.tags.count("img") == 4
+    for ref in parser.refs:  # only files inside the report folder
+        assert "/" not in ref and ":" not in ref and (rep / ref).is_file(), ref
+    assert set(parser.refs) == {"curves.png", "per_class.png", "panels_best.png",
+                                "panels_worst.png"}
+    for ref in parser.refs:
+        with Image.open(rep / ref) as im:
+            assert im.size[0] > 400 and im.size[1] > 200
+    md = (rep / "report.md").read_text()
+    assert md.count("](") == 4 and f"{runs[0]['dice']:.4f}" in md
+
+
+def test_errors_name_the_culprit(sweep, tmp_path, tfds_dir, xla_cache):
+    wd, cmr96, _ = sweep
+    with pytest.raises(JaxsegError, match="is not a jaxseg workdir"):
+        workdir.Workdir(str(tmp_path))
+    wdo = workdir.Workdir(wd)
+    with pytest.raises(JaxsegError, match="has no replica '9'; its replicas: 0, 1, 2, 3"):
+        wdo.replica("9")
+    out = cli(["inspect", f"--workdir={wd}", "--replica=c007/0"], tfds_dir, xla_cache)
+    assert out.returncode == 2 and "has no replica 'c007/0'" in out.stderr
+    model = predict.from_replica(wdo.replica("0"))
+    colour = np.zeros((96, 96, 3), np.uint8)
+    colour[..., 0] = 200
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    with pytest.raises(JaxsegError, match="colour.png has 3 colour channels"):
+        predict.run_predict(model, str(tmp_path / "colour.png"), str(tmp_path / "o"))
+    Image.fromarray(np.zeros((30, 30), np.uint8)).save(tmp_path / "odd.png")
+    model.config.data.image_size = 0  # a model that takes the files' own size
+    with pytest.raises(JaxsegError, match="odd is 30x30; .* divisible by 4"):
+        predict.run_predict(model, str(tmp_path / "odd.png"), str(tmp_path / "o"))
+    with pytest.raises(JaxsegError, match="mask .* is 40x40 but its image .* is 96x96"):
+        Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "m.png")
+        Image.fromarray(np.zeros((96, 96), np.uint8)).save(tmp_path / "i.png")
+        predict.run_predict(model, str(tmp_path / "i.png"), str(tmp_path / "o"),
+                            masks=str(tmp_path / "m.png"))
