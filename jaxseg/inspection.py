@@ -51,6 +51,9 @@ def describe_workdir(wd: workdir_lib.Workdir) -> str:
     keys = []
     for r in wd.replicas:
         keys += [k for k in r.overrides if k not in keys]
+    if len(wd.replicas) > 1:  # the columns that tell replicas apart
+        keys = [k for k in keys if len({json.dumps(r.overrides.get(k))
+                                         for r in wd.replicas}) > 1]
     header = ["id"] + (["cohort"] if wd.kind == "sweep" else []) + keys + [
         "status", "epoch", "best_epoch", "dice", "iou", "bf", "hd95", "val_loss"]
     rows = []

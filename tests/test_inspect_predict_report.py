@@ -58,7 +58,9 @@ def test_inspect_lists_every_replica_and_details_one(sweep, tfds_dir, xla_cache)
     assert "learning rate used in epoch 3: 0.0010" in out.stdout  # Adam 1e-3, constant
     assert "reduce-on-plateau scale 1.0000" in out.stdout
     assert "Total:" in out.stdout and "L2 norm" in out.stdout  # clu overview, layer norms
-    assert f'"weight_decay": {best["optim.weight_decay"]}' in out.stdout.replace(".0,", ",")
+    resolved = json.loads(out.stdout.split("resolved config:\n", 1)[1])
+    assert resolved["optim"]["weight_decay"] == best["optim.weight_decay"]
+    assert resolved["data"]["fraction"] == best["data.fraction"]
 
 
 def test_export_and_predict_reproduce_the_sweeps_evaluation(sweep, tmp_path, tfds_dir,
