@@ -165,3 +165,33 @@ def test_errors_name_the_culprit(sweep, tmp_path, tfds_dir, xla_cache):
         Image.fromarray(np.zeros((96, 96), np.uint8)).save(tmp_path / "i.png")
         predict.run_predict(model, str(tmp_path / "i.png"), str(tmp_path / "o"),
                             masks=str(tmp_path / "m.png"))
+
+
+def test_predict_hdf5_volume_equals_its_slices_as_pngs(sweep, tmp_path):
+    import h5py
+
+    wd, cmr96, _ = sweep
+    model = predict.from_replica(workdir.Workdir(wd).replica("0"))
+    names = ["cmr101", "cmr102", "cmr103"]
+    os.makedirs(tmp_path / "png" / "image")
+    os.makedirs(tmp_path / "png" / "mask")
+    images, masks = [], []
+    for n in names:
+        for sub, suffix, out in (("image", "", images), ("mask", "_mask", masks)):
+            src = os.path.join(cmr96, "val", sub, f"{n}{suffix}.png")
+            out.append(np.asarray(Image.open(src)))
+            Image.open(src).save(tmp_path / "png" / sub / f"{n}{suffix}.png")
+    with h5py.File(tmp_path / "vol.h5", "w") as f:
+        f["image"] = np.stack(images).astype(np.float32) / 255.0
+        f["label"] = np.stack(masks)
+    vol = predict.run_predict(model, str(tmp_path / "vol.h5"), str(tmp_path / "out_h5"))
+    png = predict.run_predict(model, str(tmp_path / "png" / "image"), str(tmp_path / "out_png"),
+                              masks=str(tmp_path / "png" / "mask"))
+    for key in ("dice", "iou", "bf", "accuracy"):
+        assert vol["metrics"][key] == pytest.approx(png["metrics"][key], rel=1e-12), key
+    with h5py.File(tmp_path / "out_h5" / "vol_pred.h5") as f:
+        label = np.asarray(f["label"])
+    for z, n in enumerate(names):
+        np.testing.assert_array_equal(
+            label[z], np.asarray(Image.open(tmp_path / "out_png" / f"{n}_pred.png")))
+    assert (tmp_path / "out_h5" / "vol_002_overlay.png").exists()
