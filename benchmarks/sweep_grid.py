@@ -1,7 +1,8 @@
 """The grid of the sweep-vs-processes benchmark: 4 configurations of the study base on cmr96.
 
 U-Net base 16, depth 3, batch 16, CE + Dice, Adam, 15 epochs; learning rate {1e-3, 3e-3} x
-weight decay {0, 1e-4} (all numeric: one cohort of 4 replicas). With ``:single`` there is no
+weight decay {0, 1e-4} (all numeric: one cohort of 4 replicas); ``:grid8`` has 4 weight
+decays {0, 1e-5, 1e-4, 1e-3} (8 runs). With ``:single`` there is no
 sweep: one run, its hyperparameters given as ``--config.`` overrides, the way one training
 script per grid point is launched today.
 
@@ -12,6 +13,8 @@ Command (the comparison, docs/benchmarks.md):
 from jaxseg import configs
 
 AXES = {"optim.learning_rate": [1e-3, 3e-3], "optim.weight_decay": [0.0, 1e-4]}
+# ``:grid8``: the 8-configuration grid of the PyTorch comparison (benchmarks/compare_torch.py).
+AXES8 = {"optim.learning_rate": [1e-3, 3e-3], "optim.weight_decay": [0.0, 1e-5, 1e-4, 1e-3]}
 
 
 def get_config(arg=None):
@@ -24,9 +27,9 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-    """The 4 runs (none with ``:single``)."""
+    """The 4 runs (8 with ``:grid8``; none with ``:single``)."""
     if arg == "single":
         return
     from jaxseg.sweep.expand import grid
 
-    grid(add, AXES)
+    grid(add, AXES8 if arg == "grid8" else AXES)

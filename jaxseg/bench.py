@@ -39,7 +39,9 @@ def time_steps(config, data, num_replicas: int, strategy: str, repeats: int = 3)
       repeats: timed steps after the compiling one.
 
     Returns:
-      ``{"compile_s", "step_s" (median), "steps_s" (all)}``.
+      ``{"compile_s", "step_s" (median), "steps_s" (all), "flops" (XLA's cost analysis of
+      one step), "flop_per_s", "peak_fraction" (None where the peak is unknown),
+      "memory_mib" (arguments + outputs + temporaries of the step), "memory_per_replica_mib"}``.
     """
     cohort, hp = _cohort(config, data, num_replicas, strategy)
     state = cohort.init(hp)
@@ -50,19 +52,44 @@ def time_steps(config, data, num_replicas: int, strategy: str, repeats: int = 3)
     alive = jnp.ones((num_replicas,), bool)
     acc = {"loss": jnp.zeros((num_replicas,)), "count": jnp.zeros((num_replicas,)),
            "bad": jnp.zeros((num_replicas,), bool)}
+    args = (state, acc, hp, lr, alive, index, active, keys, 0, images, labels)
     t0 = time.perf_counter()
-    state, acc = cohort.step(state, acc, hp, lr, alive, index, active, keys, 0, images, labels)
+    # Compiled ahead of time: the compile time is measured apart from the steps, and the
+    # compiled program gives XLA's cost (FLOPs) and memory analyses.
+    compiled = cohort.step.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    cost = compiled.cost_analysis()
+    cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
+    flops = float(cost.get("flops", float("nan")))
+    mem = compiled.memory_analysis()
+    memory = (float("nan") if mem is None else
+              (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+               - mem.alias_size_in_bytes))
+    state, acc = compiled(*args)  # warm-up
     jax.block_until_ready(acc)
-    first = time.perf_counter() - t0
     times = []
     for s in range(repeats):
         t0 = time.perf_counter()
-        state, acc = cohort.step(state, acc, hp, lr, alive, index, active, keys,
-                                 (s + 1) % cohort.steps, images, labels)
+        state, acc = compiled(state, acc, hp, lr, alive, index, active, keys,
+                              (s + 1) % cohort.steps, images, labels)
         jax.block_until_ready(acc)
         times.append(time.perf_counter() - t0)
     step = float(np.median(times))
-    return {"compile_s": max(first - step, 0.0), "step_s": step, "steps_s": times}
+    peak = peak_flops()
+    return {"compile_s": compile_s, "step_s": step, "steps_s": times, "flops": flops,
+            "flop_per_s": flops / step, "peak_fraction": flops / step / peak if peak else None,
+            "memory_mib": memory / 2**20, "memory_per_replica_mib": memory / 2**20 / num_replicas}
+
+
+# Dense TF32 tensor-core peaks (FLOP/s) of the GPUs jaxseg is measured on: XLA runs float32
+# matmuls and convolutions in TF32 on them at the default precision. CPUs: not known.
+PEAKS = {"H100": 494.7e12, "H200": 494.7e12, "A100": 156e12}
+
+
+def peak_flops() -> float | None:
+    """The device's peak FLOP/s from :data:`PEAKS` (None when unknown, e.g. on CPU)."""
+    kind = jax.devices()[0].device_kind
+    return next((v for k, v in PEAKS.items() if k in kind), None)
 
 
 def strategy_table(config, replica_counts, strategies, repeats: int = 3) -> list[dict]:
@@ -96,9 +123,11 @@ def strategy_table(config, replica_counts, strategies, repeats: int = 3) -> list
 
 def format_table(rows: list[dict]) -> str:
     """A Markdown table of :func:`strategy_table` rows."""
-    out = ["| R | strategy | step (s) | compile (s) | R x single step (s) | speed-up |",
-           "|---|---|---|---|---|---|"]
+    out = ["| R | strategy | step (s) | compile (s) | R x single step (s) | speed-up | "
+           "GFLOP/s | of peak | MiB per replica |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        frac = "-" if r.get("peak_fraction") is None else f"{100 * r['peak_fraction']:.1f}%"
         out.append(f"| {r['R']} | {r['strategy']} | {r['step_s']:.3f} | {r['compile_s']:.1f} | "
-                   f"{r['sequential_s']:.3f} | {r['speedup']:.2f} |")
+                   f"{r['sequential_s']:.3f} | {r['speedup']:.2f} | "
+                   f"{r['flop_per_s'] / 1e9:.1f} | {frac} | {r['memory_per_replica_mib']:.0f} |")
     return "\n".join(out)

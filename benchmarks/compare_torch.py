@@ -1,0 +1,101 @@
+"""jaxseg against the PyTorch reference on this machine: one training step, and a whole grid.
+
+1. Step: ``jaxseg bench`` for one replica of the cmr96-size U-Net (``benchmarks/cmr96_size.py``)
+   and ``torch_reference.py --mode=step`` with the same model, batch and image size; both the
+   median of ``--repeats`` timed steps.
+2. Grid: the 8 configurations of ``benchmarks/sweep_grid.py:grid8`` (learning rate x weight
+   decay on cmr96, ``--epochs`` epochs): one ``jaxseg sweep`` launch against
+   ``torch_reference.py --mode=train`` run once per configuration, one process after another
+   (the way the source studies ran their grids). Wall times include process start-up, data
+   loading and (for jaxseg) compilation with an empty cache.
+
+Both parts run one after another in one invocation, so their ratios are side by side.
+
+Command (from the repository root, with the ``bench`` extra installed):
+  python benchmarks/compare_torch.py --out=docs/bench_torch_cpu.json
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags
+
+flags.DEFINE_string("out", None, "Write the results as JSON to this file.")
+flags.DEFINE_integer("epochs", 10, "Epochs of every run of the grid.")
+flags.DEFINE_integer("repeats", 5, "Timed steps of the step comparison.")
+flags.DEFINE_bool("grid", True, "Also run the grid comparison (minutes).")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TORCH = [sys.executable, os.path.join(HERE, "torch_reference.py")]
+JAXSEG = [sys.executable, "-m", "jaxseg.main"]
+
+
+def _run(cmd: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0, out.stdout
+
+
+def _last_json(text: str) -> dict:
+    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+
+
+def main(argv):
+    del argv
+    import jax
+
+    from jaxseg.sweep import expand
+
+    scratch = tempfile.mkdtemp(prefix="jaxseg_torch_")
+    res = {"device": jax.devices()[0].device_kind, "cores": os.cpu_count(),
+           "jax": jax.__version__, "python": platform.python_version(),
+           "date": time.strftime("%Y-%m-%d")}
+
+    bench_json = os.path.join(scratch, "bench.json")
+    _run(JAXSEG + ["bench", "--config=benchmarks/cmr96_size.py", "--replicas=1",
+                   "--strategies=unroll", f"--repeats={flags.FLAGS.repeats}",
+                   f"--bench_out={bench_json}", "--compilation_cache="])
+    with open(bench_json) as f:
+        jax_step = [r for r in json.load(f)["rows"] if r["strategy"] == "single"][0]["step_s"]
+    torch_step = _last_json(_run(TORCH + ["--mode=step",
+                                          f"--steps={flags.FLAGS.repeats}"])[1])
+    res.update(torch=torch_step["torch"], jax_step_s=jax_step, torch_step_s=torch_step["step_s"],
+               step_ratio_jax_over_torch=jax_step / torch_step["step_s"],
+               params_torch=torch_step["params"])
+    print(f"step: jax {jax_step:.3f} s, torch {torch_step['step_s']:.3f} s "
+          f"(jax/torch {jax_step / torch_step['step_s']:.2f})", flush=True)
+
+    if flags.FLAGS.grid:
+        grid = "benchmarks/sweep_grid.py:grid8"
+        runs = expand.expand(*expand.load_experiment(grid))
+        epochs = flags.FLAGS.epochs
+        t_sweep, _ = _run(JAXSEG + ["sweep", f"--config={grid}", f"--workdir={scratch}/sweep",
+                                    f"--config.train.epochs={epochs}",
+                                    f"--compilation_cache={scratch}/xla"])
+        with open(f"{scratch}/sweep/results.json") as f:
+            jax_dice = [r["dice"] for r in json.load(f)["runs"]]
+        print(f"grid: jaxseg sweep {t_sweep:.1f} s", flush=True)
+        t_torch, torch_dice = 0.0, []
+        for run in runs:
+            t, out = _run(TORCH + ["--mode=train", f"--epochs={epochs}",
+                                   f"--lr={run['optim.learning_rate']}",
+                                   f"--weight_decay={run['optim.weight_decay']}"])
+            t_torch += t
+            torch_dice.append(_last_json(out)["best_dice"])
+        print(f"grid: torch one by one {t_torch:.1f} s", flush=True)
+        res.update(grid=grid, runs=runs, epochs=epochs, sweep_s=t_sweep, torch_grid_s=t_torch,
+                   grid_speedup_sweep_vs_torch=t_torch / t_sweep, jax_dice=jax_dice,
+                   torch_dice=torch_dice)
+    print(json.dumps(res, indent=1))
+    if flags.FLAGS.out:
+        with open(flags.FLAGS.out, "w") as f:
+            json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    app.run(main)
