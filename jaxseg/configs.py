@@ -27,8 +27,8 @@ REPLICA_FIELDS = (
     "data.fraction",
     "data.subset_seed",
 )
-# Replica fields the host applies between epochs (the learning-rate schedule is a per-epoch
-# factor computed on the host), so they may differ per replica too, strings included.
+# Replica fields the host applies (the learning-rate schedule is a per-epoch factor computed
+# on the host; the fold picks host-side index sets), so they may differ per replica too.
 HOST_REPLICA_FIELDS = (
     "optim.schedule",
     "optim.step_every",
@@ -38,6 +38,9 @@ HOST_REPLICA_FIELDS = (
     "optim.piece_every",
     "optim.piece_factor",
     "optim.cosine_min",
+    # k-fold: which images a replica trains and is evaluated on is chosen on the host
+    # (per-replica training masks and evaluation indices over the pooled images).
+    "data.fold",
 )
 
 
@@ -63,8 +66,8 @@ def default() -> ml_collections.ConfigDict:
     d.fraction = 1.0  # fraction of the training images this run trains on
     d.subset_seed = 0  # which images a fraction < 1 keeps
     d.folds = 0  # >= 2: k-fold cross-validation over train + val
-    d.fold = 0
-    d.fold_seed = 0
+    d.fold = 0  # the held-out fold (a replica field: the folds of a grid share one cohort)
+    d.fold_seed = 0  # the shuffle that deals images (volumes) to folds
     d.phantom = ml_collections.ConfigDict(
         dict(size=96, seed=0, num_train=160, num_val=40, num_test=40))
 

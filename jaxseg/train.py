@@ -215,22 +215,24 @@ def eval_step(static: Static, state: dict, hp: dict, images, labels, valid, volu
     return m, pred.astype(jnp.uint8)
 
 
-def subset_members(num_images: int, fractions: np.ndarray, subset_seeds: np.ndarray):
-    """Which training images each replica uses: ``round(fraction * N)`` of them (>= 1).
+def subset_members(allowed: np.ndarray, fractions: np.ndarray, subset_seeds: np.ndarray):
+    """Which training images each replica uses: ``round(fraction * n)`` of its ``n`` allowed ones.
 
     Args:
-      num_images: N.
+      allowed: ``(R, N)`` bool, the images each replica may train on (all of them, or those
+        outside its held-out fold).
       fractions: ``(R,)`` data fractions.
       subset_seeds: ``(R,)`` seeds of the subset draw (same seed and fraction: same images;
         a smaller fraction with the same seed takes a subset of a larger one's images).
 
     Returns:
-      ``(R, N)`` bool.
+      ``(R, N)`` bool (at least one image per replica).
     """
-    out = np.zeros((len(fractions), num_images), bool)
+    out = np.zeros(allowed.shape, bool)
     for r, (f, s) in enumerate(zip(fractions, subset_seeds, strict=True)):
-        n = max(1, int(round(float(f) * num_images)))
-        out[r, np.random.default_rng(int(s)).permutation(num_images)[:n]] = True
+        candidates = np.flatnonzero(allowed[r])
+        n = max(1, int(round(float(f) * len(candidates))))
+        out[r, candidates[np.random.default_rng(int(s)).permutation(len(candidates))[:n]]] = True
     return out
 
 
@@ -298,6 +300,9 @@ class Cohort:
             self.epoch = jax.jit(epoch, donate_argnums=(0, 1))
         eval_r = over(functools.partial(eval_step, static))
         self.eval = jax.jit(lambda state, hp, x, y, v, vol: eval_r((state, hp), (x, y, v, vol)))
+        # k-fold cohorts: every replica is evaluated on its own held-out images.
+        self.eval_each = jax.jit(
+            lambda state, hp, x, y, v, vol: eval_r((state, hp, x, y, v, vol), ()))
 
         def plateau_update(state, losses_, do):
             def one(pl, v, d):
@@ -329,8 +334,9 @@ class Cohort:
         return self.epoch(state, acc, hp, lr, alive, index, active, keys, images, labels)
 
 
-def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, config):
-    """Evaluates every replica on a split.
+def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, config,
+             index: list[np.ndarray] | None = None):
+    """Evaluates every replica on a split (or each on its own part of it).
 
     Args:
       cohort: the compiled cohort.
@@ -339,33 +345,45 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
       split: a labelled split.
       batch_size: the evaluation batch size (results do not depend on it).
       config: the run config (``eval.hd95``).
+      index: None to evaluate every replica on the whole split; else one index array per
+        replica into ``split`` (k-fold: each replica's held-out fold).
 
     Returns:
       A list (one per replica) of metric dicts: ``loss``, ``dice``, ``dice_per_class``,
       ``iou``..., ``bf``..., ``accuracy``, ``hd95``... and ``volume_dice`` for volume splits.
     """
-    n = len(split)
-    pad = (-n) % batch_size
-    images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]),
-                                                    split.images.dtype)])
-    labels = np.concatenate([split.labels, np.zeros((pad, *split.labels.shape[1:]), np.int32)])
-    valid = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-    volume = split.volume if split.volume is not None else np.zeros(n, np.int32)
-    volume = np.concatenate([volume, np.zeros(pad, np.int32)])
+    R = cohort.R
+    shared = index is None
+    if shared:
+        index = [np.arange(len(split))]
+    n = max(len(i) for i in index)
+    width = n + (-n) % batch_size
+    idx = np.full((len(index), width), -1, np.int64)  # -1: padding
+    for r, ix in enumerate(index):
+        idx[r, :len(ix)] = ix
+    volume = split.volume if split.volume is not None else np.zeros(len(split), np.int32)
     total, preds = None, []
-    for i in range(0, n + pad, batch_size):
-        sl = slice(i, i + batch_size)
-        m, p = cohort.eval(state, hp, images[sl], labels[sl], valid[sl], volume[sl])
+    for i in range(0, width, batch_size):
+        ib = idx[:, i:i + batch_size]
+        take = np.maximum(ib, 0)
+        args = (split.images[take], split.labels[take], (ib >= 0).astype(np.float32),
+                np.where(ib >= 0, volume[take], 0).astype(np.int32))
+        if shared:
+            m, p = cohort.eval(state, hp, *(a[0] for a in args))
+        else:
+            m, p = cohort.eval_each(state, hp, *args)
         total = m if total is None else total.merge(m)
-        preds.append(p)
-    preds = np.concatenate([np.asarray(p) for p in preds], axis=1)[:, :n]
+        preds.append(np.asarray(p))
+    preds = np.concatenate(preds, axis=1)
     out = []
-    for r in range(cohort.R):
+    for r in range(R):
         res = jax.tree.map(lambda x, r=r: x[r], total).compute()
         row = {"loss": float(res["loss"]), **res["seg"]}
         if config.eval.hd95:
-            per_case = metrics.hd95_per_case(preds[r], split.labels, cohort.static.num_classes,
-                                             split.volume)
+            ix = index[0 if shared else r]
+            per_case = metrics.hd95_per_case(
+                preds[r][:len(ix)], split.labels[ix], cohort.static.num_classes,
+                None if split.volume is None else split.volume[ix])
             row.update(metrics.summarize_hd95(per_case))
         out.append(row)
     return out
@@ -433,15 +451,29 @@ def _train_and_evaluate(config, workdir, overrides, label):
     E = int(config.train.epochs)
     if B < 1 or E < 1:
         raise JaxsegError(f"train.batch_size ({B}) and train.epochs ({E}) must be >= 1")
-    member = subset_members(len(data.train), table["data.fraction"], table["data.subset_seed"])
+    folds = int(config.data.folds)
+    if folds:  # k-fold: train on the pool minus each replica's own held-out fold
+        fold = np.array([int(c.data.fold) for c in replica_cfgs])
+        if np.any((fold < 0) | (fold >= folds)):
+            raise JaxsegError(f"data.fold={fold.tolist()} must be in 0..data.folds-1 "
+                              f"(data.folds={folds})")
+        source, val_split = data.pool, data.pool
+        allowed = data.fold_of[None, :] != fold[:, None]
+        val_index = [np.flatnonzero(data.fold_of == f) for f in fold]
+    else:
+        source, val_split, val_index = data.train, data.val, None
+        allowed = np.ones((R, len(source)), bool)
+    member = subset_members(allowed, table["data.fraction"], table["data.subset_seed"])
     steps = int(math.ceil(member.sum(1).max() / B))
     cohort = Cohort(config, static, R, steps, data)
     logging.info("cohort: %d replica(s), strategy %s, loop %s, %d steps/epoch, %d train / "
-                 "%d val images", R, cohort.strategy, cohort.loop, steps, len(data.train),
-                 len(data.val))
+                 "%d val images%s", R, cohort.strategy, cohort.loop, steps,
+                 int(member.sum(1).max()), max(len(i) for i in val_index or [data.val.ids]),
+                 f" ({folds}-fold cross-validation, folds {sorted(set(fold.tolist()))})"
+                 if folds else "")
     hp = {k: jnp.asarray(v.astype(np.int32) if v.dtype.kind == "i" else v)
           for k, v in table.items()}
-    images, labels = jnp.asarray(data.train.images), jnp.asarray(data.train.labels)
+    images, labels = jnp.asarray(source.images), jnp.asarray(source.labels)
     member_d = jnp.asarray(member)
     outputs.write_json(os.path.join(workdir, "replicas.json"), {
         "hyperparameters": table, "overrides": run_meta["overrides"],
@@ -492,7 +524,8 @@ def _train_and_evaluate(config, workdir, overrides, label):
                 host["train_loss"][r].append(float(train_loss[r]))
         records = []
         if (epoch + 1) % every == 0 or epoch + 1 == E:
-            rows = evaluate(cohort, state, hp, data.val, int(config.eval.batch_size), config)
+            rows = evaluate(cohort, state, hp, val_split, int(config.eval.batch_size), config,
+                            val_index)
             improved = np.zeros(R, bool)
             for r, row in enumerate(rows):
                 if not alive[r]:

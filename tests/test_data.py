@@ -136,6 +136,9 @@ def test_kfold_partitions_the_pool():
         train, val = datasets.kfold(pool, 5, fold, seed=0)
         assert len(train) == 8 and len(val) == 2
         held += val.ids
+        # The per-image fold assignment (k-fold cohorts) agrees with kfold's split.
+        fold_of = datasets.fold_assignment(pool, 5, seed=0)
+        assert val.ids == [pool.ids[i] for i in np.flatnonzero(fold_of == fold)]
     assert sorted(held) == sorted(pool.ids)
     with pytest.raises(JaxsegError, match="data.fold"):
         datasets.kfold(pool, 5, 5, 0)

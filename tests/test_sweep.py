@@ -61,6 +61,11 @@ def test_planner_groups_numeric_differences():
     # A cap splits a cohort.
     assert [len(c.runs) for c in plan.plan(config, grid_runs(["adam"]), max_replicas=16)] == \
         [16, 16, 8]
+    # Folds are replicas too: 2 learning rates x 5 folds x 2 seeds is one cohort of 20.
+    runs = []
+    expand.grid(lambda **o: runs.append(o), {"optim.learning_rate": [1e-3, 1e-2]}, seeds=2,
+                folds=5)
+    assert [len(c.runs) for c in plan.plan(config, runs)] == [20]
 
 
 def test_configuration_table_by_hand():

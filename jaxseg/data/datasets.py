@@ -58,13 +58,19 @@ class SegData:
       train: the training split.
       val: the validation split (model selection, early stopping).
       num_classes: classes including background.
-      class_counts: float64 ``(num_classes,)`` pixel counts over the training labels.
+      class_counts: float64 ``(num_classes,)`` pixel counts over the training labels (with
+        k-fold cross-validation: over all pooled labelled images, so that every fold of a
+        cohort shares them).
+      pool: with k-fold cross-validation, the pooled labelled images (train + val).
+      fold_of: with k-fold cross-validation, the fold of each pooled image.
     """
 
     train: Split
     val: Split
     num_classes: int
     class_counts: np.ndarray
+    pool: Split | None = None
+    fold_of: np.ndarray | None = None
 
 
 def _natural(s: str):
@@ -160,12 +166,25 @@ def kfold(pool: Split, folds: int, fold: int, seed: int) -> tuple[Split, Split]:
     if folds < 2 or not 0 <= fold < folds:
         raise JaxsegError(f"data.fold={fold} must satisfy 0 <= fold < data.folds={folds}, "
                           "and data.folds must be >= 2")
-    groups = pool.volume if pool.volume is not None else np.arange(len(pool))
-    unique = np.unique(groups)
-    order = np.random.default_rng(seed).permutation(unique)
-    held = set(order[fold::folds].tolist())
-    is_val = np.array([g in held for g in groups])
+    is_val = fold_assignment(pool, folds, seed) == fold
     return pool.take(np.flatnonzero(~is_val)), pool.take(np.flatnonzero(is_val))
+
+
+def fold_assignment(pool: Split, folds: int, seed: int) -> np.ndarray:
+    """The fold of every example of a pool: shuffled groups (volumes, or images) dealt round-robin.
+
+    Args:
+      pool: the labelled images.
+      folds: the number of folds.
+      seed: the seed of the shuffle.
+
+    Returns:
+      int ``(N,)`` fold indices in ``[0, folds)``.
+    """
+    groups = pool.volume if pool.volume is not None else np.arange(len(pool))
+    order = np.random.default_rng(seed).permutation(np.unique(groups))
+    fold_of_group = {g: i % folds for i, g in enumerate(order.tolist())}
+    return np.array([fold_of_group[g] for g in groups.tolist()], np.int32)
 
 
 def load(cfg: ml_collections.ConfigDict) -> SegData:
@@ -184,11 +203,14 @@ def load(cfg: ml_collections.ConfigDict) -> SegData:
         if split.labels is None:
             raise JaxsegError(f"split {name!r} of {cfg.name} has no masks; it can only be "
                               "predicted on, not trained or evaluated on")
+    pool = fold_of = None
     if cfg.folds:
         pool = _concat(train, val)
         train, val = kfold(pool, int(cfg.folds), int(cfg.fold), int(cfg.fold_seed))
-    counts = np.bincount(train.labels.ravel(), minlength=int(cfg.num_classes))
-    return SegData(train, val, int(cfg.num_classes), counts.astype(np.float64))
+        fold_of = fold_assignment(pool, int(cfg.folds), int(cfg.fold_seed))
+    counted = pool if pool is not None else train
+    counts = np.bincount(counted.labels.ravel(), minlength=int(cfg.num_classes))
+    return SegData(train, val, int(cfg.num_classes), counts.astype(np.float64), pool, fold_of)
 
 
 def _concat(a: Split, b: Split) -> Split:

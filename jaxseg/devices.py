@@ -1,0 +1,91 @@
+"""The replica axis on several devices: a 1-D ``Mesh``, padding, sharding, host views.
+
+A cohort of R replicas on D devices is padded to ``ceil(R / D) * D`` replicas with inert
+copies of replica 0 (never alive, never in the results), and every per-replica array is
+placed with ``NamedSharding(mesh, P("replica"))``: each device holds its own replicas, and
+the step runs under ``shard_map``, each device running its local replicas with the chosen
+strategy, so nothing crosses devices inside a step (GUIDE §3). The dataset is replicated.
+
+With one device (the default on a CPU machine) all of this is the identity: no mesh, no
+padding, plain arrays.
+"""
+
+import math
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxseg.errors import JaxsegError
+
+AXIS = "replica"
+REPLICA = P(AXIS)
+SHARED = P()
+
+
+def replica_mesh(num_devices: int = 0) -> Mesh | None:
+    """The mesh a cohort's replicas are placed on (None for a single device).
+
+    Args:
+      num_devices: how many of ``jax.devices()`` to use (0: all of them, across every
+        process of a multi-host run).
+
+    Returns:
+      A 1-D mesh with axis ``"replica"``, or None when only one device is used.
+    """
+    devices = jax.devices()
+    n = len(devices) if num_devices <= 0 else int(num_devices)
+    if n > len(devices):
+        raise JaxsegError(f"train.devices={num_devices} but only {len(devices)} device(s) "
+                          f"are visible ({devices[0].platform})")
+    if n == 1:
+        return None
+    return Mesh(np.array(devices[:n]), (AXIS,))
+
+
+def padded_size(num_replicas: int, mesh: Mesh | None) -> int:
+    """R rounded up to a multiple of the mesh's device count."""
+    if mesh is None:
+        return num_replicas
+    d = mesh.devices.size
+    return int(math.ceil(num_replicas / d) * d)
+
+
+def pad(tree, size: int):
+    """Pads every leaf's leading (replica) axis to ``size`` with copies of replica 0."""
+    def one(x):
+        x = np.asarray(x)
+        if x.shape[0] == size:
+            return x
+        return np.concatenate([x, np.repeat(x[:1], size - x.shape[0], axis=0)])
+    return jax.tree.map(one, tree)
+
+
+def place(tree, mesh: Mesh | None, spec=REPLICA):
+    """Puts a host tree on the devices: sharded over replicas (or replicated with SHARED)."""
+    if mesh is None:
+        return jax.tree.map(jax.numpy.asarray, tree)
+    sharding = NamedSharding(mesh, spec)
+    return jax.tree.map(lambda x: jax.make_array_from_callback(
+        np.shape(x), sharding, lambda idx, x=np.asarray(x): x[idx]), tree)
+
+
+def to_host(tree, num_replicas: int | None = None):
+    """A device tree as NumPy on every process (gathered), cut to the real replicas."""
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            x = multihost_utils.process_allgather(x, tiled=True)
+        x = np.asarray(x)
+        return x if num_replicas is None else x[:num_replicas]
+    return jax.tree.map(one, tree)
+
+
+def shard_map(fn, mesh: Mesh | None, in_specs, out_specs):
+    """``jax.shard_map`` over the replica axis (``fn`` itself without a mesh)."""
+    if mesh is None:
+        return fn
+    return jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)
