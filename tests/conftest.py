@@ -1,9 +1,16 @@
 """Shared fixtures: the real data beside the project, and one TFDS cache per test session."""
 
+import glob
 import os
+import subprocess
+import sys
 
 import pytest
 
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py")))
+# The catalogue's studies (each with a `:smoke` variant).
+STUDIES = [p for p in EXPERIMENTS if "baseline" not in p and "quickstart" not in p]
 SHARED = os.environ.get(
     "JAXSEG_SHARED_DATA",
     os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
@@ -28,3 +35,24 @@ def tfds_dir(tmp_path_factory):
 def xla_cache(tmp_path_factory):
     """A persistent compilation cache shared by the CLI runs of one test session."""
     return str(tmp_path_factory.mktemp("xla_cache"))
+
+
+@pytest.fixture
+def jaxseg(tfds_dir, xla_cache):
+    """Runs the `jaxseg` command line (a fresh process) with the session's caches."""
+    def run(args):
+        return subprocess.run([sys.executable, "-m", "jaxseg.main", *args,
+                               f"--config.data.tfds_dir={tfds_dir}",
+                               f"--compilation_cache={xla_cache}"],
+                              cwd=ROOT, capture_output=True, text=True)
+    return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_process_compilation_cache(xla_cache):
+    """The persistent compilation cache for in-process runs too: the engine tests build
+    several cohorts with identical programs (only hyperparameter values differ)."""
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", xla_cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

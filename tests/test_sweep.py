@@ -2,8 +2,6 @@
 `jaxseg sweep`, kill + re-run equals an uninterrupted sweep, result tables by hand."""
 
 import csv
-import glob
-import json
 import os
 import signal
 import subprocess
@@ -11,13 +9,12 @@ import sys
 import time
 
 import pytest
+from conftest import EXPERIMENTS, STUDIES
 
 from jaxseg import configs, workdir
 from jaxseg.sweep import expand, plan, results
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-EXPERIMENTS = sorted(glob.glob(os.path.join(ROOT, "experiments", "*.py")))
-STUDIES = [p for p in EXPERIMENTS if "baseline" not in p and "quickstart" not in p]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
@@ -82,30 +79,6 @@ def test_configuration_table_by_hand():
     assert table[1]["dice_std"] == pytest.approx(0.1414213, rel=1e-5)  # sample std of .8,.6
     md = results.markdown(rows, table)
     assert "0.7000 ± 0.1414" in md
-
-
-@pytest.fixture
-def jaxseg(tfds_dir, xla_cache):
-    def run(args):
-        return subprocess.run([sys.executable, "-m", "jaxseg.main", *args,
-                               f"--config.data.tfds_dir={tfds_dir}",
-                               f"--compilation_cache={xla_cache}"],
-                              cwd=ROOT, capture_output=True, text=True)
-    return run
-
-
-@pytest.mark.parametrize("path", STUDIES, ids=os.path.basename)
-def test_smoke_sweep_end_to_end(path, jaxseg, tmp_path):
-    out = jaxseg(["sweep", f"--config={path}:smoke", f"--workdir={tmp_path}"])
-    assert out.returncode == 0, out.stderr[-3000:]
-    with open(tmp_path / "results.json") as f:
-        res = json.load(f)
-    module, _ = expand.load_experiment(path)
-    assert len(res["runs"]) == len(expand.expand(module, "smoke"))
-    assert all(r["status"] in ("finished", "stopped") and r["dice"] is not None
-               for r in res["runs"])
-    assert (tmp_path / "results.md").read_text().count("|") > 10
-    assert "grid: cohorts" in out.stderr
 
 
 def metric_rows(workdir):

@@ -35,6 +35,9 @@ def tiny_config(tfds_dir, epochs=2):
     c.train.epochs = epochs
     c.train.batch_size = 8
     c.eval.batch_size = 3  # not a divisor of 8: exercises padded eval batches
+    # Tiny models are compile-bound, and one vmapped program compiles once whatever R
+    # (the strategy test sets each strategy itself).
+    c.train.strategy = "vmap"
     return c
 
 
@@ -66,7 +69,9 @@ def singles(tfds_dir, tmp_path_factory):
     out = []
     for i, o in enumerate(REPLICAS):
         wd = str(tmp_path_factory.mktemp(f"single{i}"))
-        train.train_and_evaluate(tiny_config(tfds_dir), wd, [o])
+        c = tiny_config(tfds_dir)
+        c.train.strategy = "unroll"  # one replica: the plain program, run by itself
+        train.train_and_evaluate(c, wd, [o])
         out.append(history(wd))
     return out
 
