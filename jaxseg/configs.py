@@ -9,6 +9,7 @@ schedule kind, loss terms present, batch and image size, dataset, epochs) are
 differ between the replicas of one cohort.
 """
 
+import json
 import os
 
 import ml_collections
@@ -130,6 +131,7 @@ def default() -> ml_collections.ConfigDict:
     t.scan_unroll = 1  # loop=scan: lax.scan unroll factor
     t.early_stopping = 0  # > 0: patience in evals on validation loss
     t.checkpoint_every = 1  # epochs between checkpoints
+    t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
 
     c.sweep = sw = ml_collections.ConfigDict()
     sw.max_replicas = 0  # cap on replicas per cohort (0: only the memory estimate limits)
@@ -164,6 +166,19 @@ def field_help() -> str:
         lines.append(f"  --config.{name}={m.group(3)}" + (f"  ({m.group(4)})" if m.group(4)
                                                            else ""))
     return "\n".join(lines)
+
+
+# Fields that say where a run executes, not what it computes: a workdir may be resumed with
+# other values (a sweep checkpointed on N devices resumes on M).
+EXECUTION_FIELDS = (("train", "devices"),)
+
+
+def identity(config: ml_collections.ConfigDict) -> dict:
+    """The config as JSON without :data:`EXECUTION_FIELDS`: what a workdir's guard compares."""
+    out = json.loads(config.to_json_best_effort())
+    for section, field in EXECUTION_FIELDS:
+        out.get(section, {}).pop(field, None)
+    return out
 
 
 def shared_data() -> str:

@@ -24,6 +24,24 @@ REPLICA = P(AXIS)
 SHARED = P()
 
 
+def initialize_distributed(coordinator_address: str | None = None,
+                           num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Starts JAX's multi-host runtime (``jax.distributed.initialize``), one process per host.
+
+    Args:
+      coordinator_address: ``host:port`` of process 0; None lets JAX read it from the
+        environment (SLURM, or ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/
+        ``JAX_PROCESS_ID``).
+      num_processes: the number of processes.
+      process_id: this process's index.
+    """
+    # CPU processes exchange the host views of sharded arrays through gloo collectives.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+
+
 def replica_mesh(num_devices: int = 0) -> Mesh | None:
     """The mesh a cohort's replicas are placed on (None for a single device).
 
@@ -67,8 +85,13 @@ def place(tree, mesh: Mesh | None, spec=REPLICA):
     if mesh is None:
         return jax.tree.map(jax.numpy.asarray, tree)
     sharding = NamedSharding(mesh, spec)
-    return jax.tree.map(lambda x: jax.make_array_from_callback(
-        np.shape(x), sharding, lambda idx, x=np.asarray(x): x[idx]), tree)
+
+    def one(x):
+        x = np.asarray(x)
+        # Every process builds the global array from its own copy of the host values and
+        # keeps the shards of its devices (works in one process and across hosts).
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    return jax.tree.map(one, tree)
 
 
 def to_host(tree, num_replicas: int | None = None):

@@ -60,6 +60,14 @@ flags.DEFINE_string("masks", None, "predict: the true mask PNG, or a folder of m
 flags.DEFINE_string("output", None, "predict: output folder (masks, overlays, metrics); "
                     "report: the report folder (default WORKDIR/report).")
 flags.DEFINE_integer("panels", 4, "report: validation images shown per configuration panel.")
+flags.DEFINE_bool("distributed", False, "Multi-host: start JAX's distributed runtime "
+                  "(one process per host) from --coordinator_address/--num_processes/"
+                  "--process_id, or from the environment (SLURM, JAX_COORDINATOR_ADDRESS).")
+flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0 "
+                    "(implies --distributed).")
+flags.DEFINE_integer("num_processes", None, "Multi-host: the number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index (0 writes the "
+                     "workdir's files).")
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/jaxseg/xla"),
                     "Persistent XLA compilation cache folder ('' to disable): a re-run "
                     "skips compiling programs it has compiled before.")
@@ -175,6 +183,11 @@ def main(argv):
     if len(argv) < 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: jaxseg {{{'|'.join(COMMANDS)}}} [--config=PATH] "
                              "--workdir=DIR [...]  (see --helpfull and README.md)")
+    if flags.FLAGS.distributed or flags.FLAGS.coordinator_address:
+        from jaxseg import devices
+
+        devices.initialize_distributed(flags.FLAGS.coordinator_address,
+                                       flags.FLAGS.num_processes, flags.FLAGS.process_id)
     if flags.FLAGS.compilation_cache:
         import jax
 

@@ -34,8 +34,21 @@ def jsonable(value):
     return value
 
 
+def is_writer() -> bool:
+    """Whether this process writes the workdir's files (process 0 of a multi-host run).
+
+    Every process trains and checkpoints its share (orbax coordinates the checkpoint
+    writes); history, summaries and tables are written once, by process 0.
+    """
+    import jax
+
+    return jax.process_index() == 0
+
+
 def write_json(path: str, value) -> None:
-    """Writes ``value`` as JSON atomically (temporary file, then rename)."""
+    """Writes ``value`` as JSON atomically (temporary file, then rename); process 0 only."""
+    if not is_writer():
+        return
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(jsonable(value), f, indent=1, sort_keys=True)
@@ -67,6 +80,8 @@ class History:
           resume_epoch: the epoch count of the restored checkpoint (0 for a fresh run).
         """
         self.path = path
+        if not is_writer():
+            return
         kept = [r for r in read_jsonl(path) if r["epoch"] <= resume_epoch]
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
@@ -75,7 +90,9 @@ class History:
         os.replace(tmp, path)
 
     def append(self, records: list[dict]) -> None:
-        """Appends records and flushes them to disk."""
+        """Appends records and flushes them to disk (process 0 only)."""
+        if not is_writer():
+            return
         with open(self.path, "a") as f:
             for r in records:
                 f.write(json.dumps(jsonable(r)) + "\n")
@@ -87,6 +104,8 @@ class TensorBoard:
     def __init__(self, logdir: str, num_replicas: int):
         """Creates ``logdir/r<i>`` writers if the ``tensorboard`` extra is installed."""
         self.writers = []
+        if not is_writer():
+            return
         try:
             from clu import metric_writers  # imports TensorFlow
         except ImportError:

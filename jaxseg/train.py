@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from jaxseg import checkpoint, hparams, losses, metrics, optim, outputs, replicas
+from jaxseg import checkpoint, configs, devices, hparams, losses, metrics, optim, outputs, replicas
 from jaxseg import workdir as workdir_lib
 from jaxseg.data import augment, datasets
 from jaxseg.errors import JaxsegError
@@ -254,34 +254,48 @@ def build_static(config: ml_collections.ConfigDict, data: datasets.SegData,
 class Cohort:
     """The compiled functions of one cohort (built once, reused every epoch)."""
 
-    def __init__(self, config, static: Static, num_replicas: int, steps: int, data):
+    def __init__(self, config, static: Static, num_replicas: int, steps: int, data,
+                 mesh=None):
         """Builds the jitted functions.
 
         Args:
           config: the cohort's config.
           static: its static parts.
-          num_replicas: R.
+          num_replicas: R, the real replicas.
           steps: training steps per epoch.
           data: the loaded dataset (for shapes).
+          mesh: a replica mesh (:func:`jaxseg.devices.replica_mesh`) or None for one device.
+            With D devices the device arrays hold ``padded`` replicas (R rounded up to a
+            multiple of D; the extra ones are inert) and each device runs its own share.
         """
-        self.static, self.R, self.steps = static, num_replicas, steps
+        self.static, self.R, self.steps, self.mesh = static, num_replicas, steps, mesh
+        self.padded = devices.padded_size(num_replicas, mesh)
         self.strategy = replicas.resolve_strategy(config.train.strategy)
         self.loop = replicas.resolve_loop(config.train.loop)
         B = int(config.train.batch_size)
         image_shape = data.train.images.shape[1:]
+        local = self.padded // (1 if mesh is None else mesh.devices.size)
         over = functools.partial(replicas.over_replicas, strategy=self.strategy,
-                                 num_replicas=num_replicas)
+                                 num_replicas=local)
+        rep, shared = devices.REPLICA, devices.SHARED
+        placed = {} if mesh is None else {
+            "out_shardings": jax.sharding.NamedSharding(mesh, rep)}
         self.init = jax.jit(jax.vmap(functools.partial(init_replica, static,
                                                        image_shape=image_shape)),
-                            compiler_options=_FAST_COMPILE)
+                            compiler_options=_FAST_COMPILE, **placed)
         self.plan = jax.jit(jax.vmap(functools.partial(epoch_plan, batch_size=B, steps=steps),
-                                     in_axes=(0, 0, None)), compiler_options=_FAST_COMPILE)
+                                     in_axes=(0, 0, None)), compiler_options=_FAST_COMPILE,
+                            **placed)
         step_r = over(functools.partial(train_step, static))
 
-        def one_step(state, acc, hp, lr, alive, index, active, keys, s, images, labels):
+        def one_step_local(state, acc, hp, lr, alive, index, active, keys, s, images, labels):
             take = lambda a: jax.lax.dynamic_index_in_dim(a, s, 1, keepdims=False)  # noqa: E731
             return step_r((state, acc, hp, lr, alive, take(index), take(active), take(keys)),
                           (images, labels))
+
+        # Each device steps its own replicas: nothing crosses devices inside a step.
+        one_step = devices.shard_map(one_step_local, mesh, in_specs=(rep,) * 8 + (shared,) * 3,
+                                     out_specs=(rep, rep))
 
         if self.loop == "step":
             self.step = jax.jit(one_step, donate_argnums=(0, 1))
@@ -299,10 +313,13 @@ class Cohort:
 
             self.epoch = jax.jit(epoch, donate_argnums=(0, 1))
         eval_r = over(functools.partial(eval_step, static))
-        self.eval = jax.jit(lambda state, hp, x, y, v, vol: eval_r((state, hp), (x, y, v, vol)))
+        self.eval = jax.jit(devices.shard_map(
+            lambda state, hp, x, y, v, vol: eval_r((state, hp), (x, y, v, vol)), mesh,
+            in_specs=(rep, rep) + (shared,) * 4, out_specs=(rep, rep)))
         # k-fold cohorts: every replica is evaluated on its own held-out images.
-        self.eval_each = jax.jit(
-            lambda state, hp, x, y, v, vol: eval_r((state, hp, x, y, v, vol), ()))
+        self.eval_each = jax.jit(devices.shard_map(
+            lambda state, hp, x, y, v, vol: eval_r((state, hp, x, y, v, vol), ()), mesh,
+            in_specs=(rep,) * 6, out_specs=(rep, rep)))
 
         def plateau_update(state, losses_, do):
             def one(pl, v, d):
@@ -324,8 +341,9 @@ class Cohort:
         """Runs one epoch's steps; returns ``(state, acc)`` (acc still on the device)."""
         index, active, keys = plan
         # Separate buffers: the accumulators are donated, and one buffer cannot be donated twice.
-        acc = {"loss": jnp.zeros((self.R,), jnp.float32),
-               "count": jnp.zeros((self.R,), jnp.float32), "bad": jnp.zeros((self.R,), bool)}
+        acc = devices.place({"loss": np.zeros((self.padded,), np.float32),
+                             "count": np.zeros((self.padded,), np.float32),
+                             "bad": np.zeros((self.padded,), bool)}, self.mesh)
         if self.loop == "step":
             for s in range(self.steps):
                 state, acc = self.step(state, acc, hp, lr, alive, index, active, keys, s,
@@ -356,6 +374,8 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
     shared = index is None
     if shared:
         index = [np.arange(len(split))]
+    else:  # inert padding replicas are evaluated on replica 0's images
+        index = list(index) + [index[0]] * (cohort.padded - len(index))
     n = max(len(i) for i in index)
     width = n + (-n) % batch_size
     idx = np.full((len(index), width), -1, np.int64)  # -1: padding
@@ -369,12 +389,14 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
         args = (split.images[take], split.labels[take], (ib >= 0).astype(np.float32),
                 np.where(ib >= 0, volume[take], 0).astype(np.int32))
         if shared:
-            m, p = cohort.eval(state, hp, *(a[0] for a in args))
+            m, p = cohort.eval(state, hp, *devices.place([a[0] for a in args], cohort.mesh,
+                                                         devices.SHARED))
         else:
-            m, p = cohort.eval_each(state, hp, *args)
+            m, p = cohort.eval_each(state, hp, *devices.place(list(args), cohort.mesh))
         total = m if total is None else total.merge(m)
-        preds.append(np.asarray(p))
+        preds.append(devices.to_host(p, R))
     preds = np.concatenate(preds, axis=1)
+    total = devices.to_host(total, R)
     out = []
     for r in range(R):
         res = jax.tree.map(lambda x, r=r: x[r], total).compute()
@@ -440,7 +462,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     if config.eval.select not in ("dice", "loss"):
         raise JaxsegError(f"eval.select={config.eval.select!r}: choose 'dice' or 'loss'")
     os.makedirs(workdir, exist_ok=True)
-    run_meta = {"config": json.loads(config.to_json_best_effort()),
+    run_meta = {"config": configs.identity(config),
                 "overrides": [dict(o) for o in (overrides or [{}])]}
     _check_workdir(workdir, run_meta)
     workdir_lib.write_lock(workdir)
@@ -465,16 +487,33 @@ def _train_and_evaluate(config, workdir, overrides, label):
         allowed = np.ones((R, len(source)), bool)
     member = subset_members(allowed, table["data.fraction"], table["data.subset_seed"])
     steps = int(math.ceil(member.sum(1).max() / B))
-    cohort = Cohort(config, static, R, steps, data)
+    mesh = devices.replica_mesh(int(config.train.devices))
+    cohort = Cohort(config, static, R, steps, data, mesh)
+    Rp = cohort.padded
     logging.info("cohort: %d replica(s), strategy %s, loop %s, %d steps/epoch, %d train / "
-                 "%d val images%s", R, cohort.strategy, cohort.loop, steps,
+                 "%d val images%s%s", R, cohort.strategy, cohort.loop, steps,
                  int(member.sum(1).max()), max(len(i) for i in val_index or [data.val.ids]),
                  f" ({folds}-fold cross-validation, folds {sorted(set(fold.tolist()))})"
-                 if folds else "")
-    hp = {k: jnp.asarray(v.astype(np.int32) if v.dtype.kind == "i" else v)
-          for k, v in table.items()}
-    images, labels = jnp.asarray(source.images), jnp.asarray(source.labels)
-    member_d = jnp.asarray(member)
+                 if folds else "", "" if mesh is None else
+                 f"; replicas sharded over {mesh.devices.size} devices"
+                 + (f" (+{Rp - R} inert padding replicas)" if Rp > R else ""))
+    # Device arrays hold Rp replicas (inert copies of replica 0 pad R to the device count);
+    # host bookkeeping holds the R real ones.
+    hp = devices.place(devices.pad({k: v.astype(np.int32) if v.dtype.kind == "i" else v
+                                    for k, v in table.items()}, Rp), mesh)
+    images, labels = devices.place((source.images, source.labels), mesh, devices.SHARED)
+    member_d = devices.place(devices.pad(member, Rp), mesh)
+
+    def padded(x, fill):  # a host per-replica vector as a device array of Rp entries
+        x = np.asarray(x)
+        full = np.concatenate([x, np.full((Rp - R,), fill, x.dtype)])
+        return devices.place(full, mesh)
+
+    take_real = jax.jit(lambda t: jax.tree.map(lambda x: x[:R], t))
+
+    def real(tree):  # the real replicas of a device tree (checkpoints hold only these)
+        return tree if Rp == R else take_real(tree)
+
     outputs.write_json(os.path.join(workdir, "replicas.json"), {
         "hyperparameters": table, "overrides": run_meta["overrides"],
         "train_images": member.sum(1), "strategy": cohort.strategy, "loop": cohort.loop})
@@ -489,7 +528,10 @@ def _train_and_evaluate(config, workdir, overrides, label):
             "wall_time_s": 0.0}
     ckpt = checkpoint.CohortCheckpoints(os.path.join(workdir, "checkpoints"))
     if ckpt.latest_step() is not None:
-        state, best, host = ckpt.restore(ckpt.latest_step(), state, best)
+        # Checkpoints hold the R real replicas, whatever the device count that wrote them.
+        state, best, host = ckpt.restore(ckpt.latest_step(), real(state), real(best))
+        state, best = (devices.place(devices.pad(devices.to_host(t), Rp), mesh)
+                       for t in (state, best))
         logging.info("resumed from the checkpoint of epoch %d", host["epoch"])
     history = outputs.History(os.path.join(workdir, "history.jsonl"), host["epoch"])
     tb = outputs.TensorBoard(os.path.join(workdir, "tensorboard"), R)
@@ -505,13 +547,13 @@ def _train_and_evaluate(config, workdir, overrides, label):
             break
         t0 = time.time()
         alive = np.array([s == "running" for s in host["status"]])
-        scale = np.asarray(state["plateau"].scale)
+        scale = devices.to_host(state["plateau"].scale, R)
         factor = np.array([optim.schedule_factor(c.optim, epoch, E) for c in replica_cfgs])
         lr = base_lr * factor * scale
         plan = cohort.plan(hp["seed"], member_d, epoch)
-        state, acc = cohort.run_epoch(state, hp, jnp.asarray(lr, jnp.float32),
-                                      jnp.asarray(alive), plan, images, labels)
-        acc = jax.device_get(acc)
+        state, acc = cohort.run_epoch(state, hp, padded(lr.astype(np.float32), 0.0),
+                                      padded(alive, False), plan, images, labels)
+        acc = devices.to_host(acc, R)
         train_loss = np.where(acc["count"] > 0, acc["loss"] / np.maximum(acc["count"], 1),
                               np.nan)
         for r in np.flatnonzero(acc["bad"]):
@@ -551,18 +593,19 @@ def _train_and_evaluate(config, workdir, overrides, label):
                                         "val/iou": row["iou"], "val/bf": row["bf"],
                                         "lr": float(lr[r])})
             if improved.any():
-                best = cohort.keep_best(best, state, jnp.asarray(improved))
+                best = cohort.keep_best(best, state, padded(improved, False))
             if plateau_replicas.any():
                 feed = plateau_replicas & np.array([s == "running" for s in host["status"]])
-                state = cohort.plateau(state, jnp.asarray([r["loss"] for r in rows],
-                                                          jnp.float32), jnp.asarray(feed))
+                state = cohort.plateau(state, padded(np.array([r["loss"] for r in rows],
+                                                              np.float32), 0.0),
+                                       padded(feed, False))
         history.append(records)
         host["epoch"] = epoch + 1
         host["wall_time_s"] += time.time() - t0  # training time, summed over resumptions
         if host["epoch"] == E:
             host["status"] = ["finished" if s == "running" else s for s in host["status"]]
         if host["epoch"] % max(int(config.train.checkpoint_every), 1) == 0 or host["epoch"] == E:
-            ckpt.save(host["epoch"], state, best, outputs.jsonable(host))
+            ckpt.save(host["epoch"], real(state), real(best), outputs.jsonable(host))
         scores = [s if math.isfinite(s) else -math.inf for s in host["best_score"]]
         best_r = int(np.argmax(scores))
         best_dice = (host["best_metrics"][best_r] or {}).get("dice", math.nan)
@@ -571,7 +614,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
         progress.epoch_done(epoch + 1, time.time() - t0, alive_now, best_dice, best_r, mean_loss)
 
     if ckpt.latest_step() != host["epoch"]:  # every replica stopped before the last epoch
-        ckpt.save(host["epoch"], state, best, outputs.jsonable(host))
+        ckpt.save(host["epoch"], real(state), real(best), outputs.jsonable(host))
     ckpt.close()
     tb.close()
     summary = {"replicas": [{

@@ -26,7 +26,7 @@ LOCK = "lock.json"
 
 
 def write_lock(cohort_dir: str) -> None:
-    """Marks a cohort as being trained by this process (removed when it ends)."""
+    """Marks a cohort as being trained by this process (removed when it ends); process 0."""
     outputs.write_json(os.path.join(cohort_dir, LOCK),
                        {"pid": os.getpid(), "host": socket.gethostname()})
 

@@ -187,6 +187,24 @@ def fold_assignment(pool: Split, folds: int, seed: int) -> np.ndarray:
     return np.array([fold_of_group[g] for g in groups.tolist()], np.int32)
 
 
+def _prepare_once(cfg: ml_collections.ConfigDict):
+    """Prepares the TFDS dataset (multi-host: process 0 first, then the others).
+
+    Two processes preparing one folder at once would collide.
+    """
+    import jax
+
+    if jax.process_count() == 1:
+        return builders.prepare(cfg.name, cfg.tfds_dir, **builder_options(cfg))
+    from jax.experimental import multihost_utils
+
+    builder = None
+    if jax.process_index() == 0:
+        builder = builders.prepare(cfg.name, cfg.tfds_dir, **builder_options(cfg))
+    multihost_utils.sync_global_devices("jaxseg: dataset prepared")
+    return builder or builders.prepare(cfg.name, cfg.tfds_dir, **builder_options(cfg))
+
+
 def load(cfg: ml_collections.ConfigDict) -> SegData:
     """Prepares (if needed) and loads the dataset a ``data`` config names.
 
@@ -196,7 +214,7 @@ def load(cfg: ml_collections.ConfigDict) -> SegData:
     Returns:
       The :class:`SegData`.
     """
-    builder = builders.prepare(cfg.name, cfg.tfds_dir, **builder_options(cfg))
+    builder = _prepare_once(cfg)
     train = to_split(*read_split(builder, cfg.train_split), cfg)
     val = to_split(*read_split(builder, cfg.val_split), cfg)
     for split, name in ((train, cfg.train_split), (val, cfg.val_split)):

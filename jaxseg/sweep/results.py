@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from jaxseg.outputs import jsonable, write_json
+from jaxseg.outputs import is_writer, jsonable, write_json
 
 # Axes that repeat a configuration rather than define it.
 REPEAT_AXES = ("seed", "data.fold")
@@ -165,6 +165,8 @@ def markdown(rows: list[dict], configs_: list[dict], title: str = "") -> str:
 def write(workdir: str, rows: list[dict], sort: str = "dice", title: str = "") -> list[dict]:
     """Writes results.csv, results.json and results.md; returns the configuration table."""
     configs_ = configurations(rows, sort)
+    if not is_writer():
+        return configs_
     keys = []
     for r in rows:
         keys += [k for k in r if k not in keys]

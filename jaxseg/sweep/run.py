@@ -13,14 +13,14 @@ import time
 
 from absl import logging
 
-from jaxseg import outputs, train
+from jaxseg import configs, outputs, train
 from jaxseg.errors import JaxsegError
 from jaxseg.sweep import plan as plan_lib
 from jaxseg.sweep import results
 
 
 def _guard(workdir: str, config, runs: list[dict]) -> None:
-    meta = outputs.jsonable({"config": json.loads(config.to_json_best_effort()), "runs": runs})
+    meta = outputs.jsonable({"config": configs.identity(config), "runs": runs})
     path = os.path.join(workdir, "sweep.json")
     if os.path.exists(path):
         with open(path) as f:
