@@ -100,8 +100,8 @@ def estimate(config: ml_collections.ConfigDict) -> tuple[float, float]:
 
 
 def device_memory() -> float:
-    """Bytes the default device can give one cohort (60% of free memory)."""
-    dev = jax.devices()[0]
+    """Bytes one (local) device can give one cohort (60% of free memory)."""
+    dev = jax.local_devices()[0]
     stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
     if stats and "bytes_limit" in stats:
         return 0.6 * (stats["bytes_limit"] - stats.get("bytes_in_use", 0))
@@ -137,7 +137,10 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
         resolved.append(c)
         groups.setdefault(_signature(c), []).append(i)
     cap = int(config.sweep.max_replicas if max_replicas is None else max_replicas)
-    budget = device_memory()
+    # The replicas of a cohort are sharded over the devices (train.devices; 0: all).
+    n_devices = len(jax.devices()) if int(config.train.devices) <= 0 else \
+        min(int(config.train.devices), len(jax.devices()))
+    budget = device_memory() * n_devices
     out = []
     for members in groups.values():
         first = resolved[members[0]]
