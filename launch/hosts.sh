@@ -11,7 +11,7 @@
 #   for i in 0 1; do CPU_DEVICES=2 launch/hosts.sh 127.0.0.1:12355 2 $i \
 #     experiments/l2_fraction.py:smoke /tmp/two_hosts & done; wait
 set -euo pipefail
-if [ $# -lt 5 ]; then sed -n '2,14p' "$0"; exit 2; fi
+if [ $# -lt 5 ]; then sed -n '2,/^[^#]/{/^#[^S]/p;/^#$/p}' "$0"; exit 2; fi
 coordinator=$1 num_processes=$2 process_id=$3 experiment=$4 workdir=$5
 shift 5
 if [ -n "${CPU_DEVICES:-}" ]; then

@@ -7,7 +7,7 @@
 #   launch/local.sh experiments/loss_functions.py runs/losses
 #   launch/local.sh experiments/l2_fraction.py:smoke /tmp/smoke --config.train.epochs=1
 set -euo pipefail
-if [ $# -lt 2 ]; then sed -n '2,9p' "$0"; exit 2; fi
+if [ $# -lt 2 ]; then sed -n '2,/^[^#]/{/^#[^S]/p;/^#$/p}' "$0"; exit 2; fi
 experiment=$1 workdir=$2
 shift 2
 exec "${JAXSEG:-jaxseg}" sweep --config="$experiment" --workdir="$workdir" "$@"

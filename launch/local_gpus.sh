@@ -8,7 +8,7 @@
 # CPU_DEVICES=N splits the CPU into N XLA devices, to try the sharded path:
 #   CPU_DEVICES=4 launch/local_gpus.sh experiments/l2_fraction.py:smoke /tmp/sharded
 set -euo pipefail
-if [ $# -lt 2 ]; then sed -n '2,11p' "$0"; exit 2; fi
+if [ $# -lt 2 ]; then sed -n '2,/^[^#]/{/^#[^S]/p;/^#$/p}' "$0"; exit 2; fi
 experiment=$1 workdir=$2
 shift 2
 if [ -n "${CPU_DEVICES:-}" ]; then

@@ -9,7 +9,7 @@
 #SBATCH --job-name=jaxseg
 #SBATCH --ntasks-per-node=1
 set -euo pipefail
-if [ $# -lt 2 ]; then sed -n '2,9p' "$0"; exit 2; fi
+if [ $# -lt 2 ]; then sed -n '2,/^[^#]/{/^#[^S]/p;/^#$/p}' "$0"; exit 2; fi
 experiment=$1 workdir=$2
 shift 2
 exec srun --kill-on-bad-exit=1 "${JAXSEG:-jaxseg}" sweep --config="$experiment" \
