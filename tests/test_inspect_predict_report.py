@@ -195,3 +195,23 @@ def test_predict_hdf5_volume_equals_its_slices_as_pngs(sweep, tmp_path):
         np.testing.assert_array_equal(
             label[z], np.asarray(Image.open(tmp_path / "out_png" / f"{n}_pred.png")))
     assert (tmp_path / "out_h5" / "vol_002_overlay.png").exists()
+
+
+def test_a_cohort_being_trained_is_listed_as_running(tmp_path):
+    # A cohort with a live trainer's lock (this process) and no checkpoint yet is running;
+    # once the lock's process is gone it is interrupted.
+    cohort = tmp_path / "run"
+    cohort.mkdir()
+    (cohort / "run.json").write_text(json.dumps(
+        {"config": {"train": {"epochs": 3}}, "overrides": [{}, {"seed": 1}]}))
+    workdir.write_lock(str(cohort))
+    wd = workdir.Workdir(str(cohort))
+    assert wd.cohorts[0].state == "running"
+    assert [(r.id, r.status) for r in wd.replicas] == [("0", "running"), ("1", "running")]
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    lock = json.loads((cohort / "lock.json").read_text())
+    (cohort / "lock.json").write_text(json.dumps({**lock, "pid": int(dead)}))
+    assert workdir.Workdir(str(cohort)).cohorts[0].state == "interrupted"
+    workdir.remove_lock(str(cohort))  # not this process's lock any more: left alone
+    assert (cohort / "lock.json").exists()
