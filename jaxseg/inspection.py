@@ -111,15 +111,15 @@ def describe_replica(wd: workdir_lib.Workdir, rep: workdir_lib.Replica,
         hp = state["opt_state"].get("hyperparams", {})
         scale = float(np.asarray(state["plateau"]["scale"]))
         epoch = int(host["epoch"])
-        lr_next = float(np.asarray(hp.get("learning_rate", np.nan)))
-        if epoch < rep.epochs:  # what the next epoch will use, before any plateau change
-            lr_next = (float(config.optim.learning_rate)
-                       * optim.schedule_factor(config.optim, epoch, rep.epochs) * scale)
+        lr_last = float(np.asarray(hp.get("learning_rate", np.nan)))
+        # What the next epoch will use: base x schedule x plateau scale, as the engine sets it.
+        lr_next = ("- (done)" if epoch >= rep.epochs else _fmt(
+            float(config.optim.learning_rate)
+            * optim.schedule_factor(config.optim, epoch, rep.epochs) * scale))
         lines += ["", f"optimizer and schedule (checkpoint of epoch {step}):",
                   f"  optimizer {config.optim.name}, schedule {config.optim.schedule}",
-                  f"  learning rate used in epoch {epoch}: "
-                  f"{_fmt(float(np.asarray(hp.get('learning_rate', np.nan))))}; "
-                  f"next epoch: {_fmt(lr_next) if epoch < rep.epochs else '- (done)'}",
+                  f"  learning rate used in epoch {epoch}: {_fmt(lr_last)}; "
+                  f"next epoch: {lr_next}",
                   f"  reduce-on-plateau scale {_fmt(scale)}, optimizer steps "
                   f"{int(np.asarray(state['opt_state'].get('count', 0)))}",
                   "  injected: " + ", ".join(f"{k} {_fmt(float(np.asarray(v)))}"

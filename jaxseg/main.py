@@ -147,8 +147,7 @@ def _inspect(argv_rest):
         return
     rep = wd.replica(flags.FLAGS.replica)
     if flags.FLAGS.export:
-        model = predict.from_workdir(flags.FLAGS.workdir, flags.FLAGS.replica,
-                                     flags.FLAGS.weights)
+        model = predict.from_replica(rep, flags.FLAGS.weights)
         path = predict.export(model, flags.FLAGS.export)
         print(f"jaxseg: exported replica {rep.id} ({flags.FLAGS.weights} weights, epoch "
               f"{model.meta['epoch']}) to {path}")
