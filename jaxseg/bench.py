@@ -2,8 +2,11 @@
 
 For a config (model, image size, batch), this times one training step of a cohort
 of R replicas under each strategy, against R single-replica steps one after another
-(what running the replicas one by one costs), with compile time measured apart.
-Used by ``jaxseg bench`` and by ``benchmarks/`` to write ``docs/benchmarks.md``.
+(what running the replicas one by one costs), with compile time measured apart;
+:func:`variants_table` compares variants (XLA options, model choices) the same way.
+Every program of a table is compiled first and then timed round-robin, one step each in
+turn, so that the ratios are measured side by side. Used by ``jaxseg bench`` and by
+``benchmarks/`` to write ``docs/benchmarks.md``.
 """
 
 import time
@@ -28,6 +31,73 @@ def _cohort(config, data, num_replicas, strategy, loop="step"):
     return cohort, hp
 
 
+class _Program:
+    """One compiled training step of a cohort, with its arguments, ready to be timed."""
+
+    def __init__(self, config, data, num_replicas: int, strategy: str,
+                 compiler_options: dict | None = None):
+        cohort, hp = _cohort(config, data, num_replicas, strategy)
+        state = cohort.init(hp)
+        member = jnp.ones((num_replicas, len(data.train)), bool)
+        index, active, keys = cohort.plan(hp["seed"], member, 0)
+        acc = {"loss": jnp.zeros((num_replicas,)), "count": jnp.zeros((num_replicas,)),
+               "bad": jnp.zeros((num_replicas,), bool)}
+        self.args = [state, acc, hp, jnp.full((num_replicas,), 1e-3),
+                     jnp.ones((num_replicas,), bool), index, active, keys, 0,
+                     jnp.asarray(data.train.images), jnp.asarray(data.train.labels)]
+        self.R, self.steps = num_replicas, cohort.steps
+        t0 = time.perf_counter()
+        # Compiled ahead of time: the compile time is measured apart from the steps, and the
+        # compiled program gives XLA's cost (FLOPs) and memory analyses. Options given here
+        # are merged over the cohort's own (replicas.compiler_options).
+        lowered = cohort.step.lower(*self.args)
+        self.compiled = (lowered.compile(compiler_options=compiler_options)
+                         if compiler_options else lowered.compile())
+        self.compile_s = time.perf_counter() - t0
+        cost = self.compiled.cost_analysis()
+        cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
+        self.flops = float(cost.get("flops", float("nan")))
+        mem = self.compiled.memory_analysis()
+        self.memory = (float("nan") if mem is None else
+                       (mem.argument_size_in_bytes + mem.output_size_in_bytes
+                        + mem.temp_size_in_bytes - mem.alias_size_in_bytes))
+        self.times, self.loss = [], None
+        self._s = 0
+        self.run()  # warm-up: first dispatch, buffer allocation
+
+    def run(self) -> float:
+        """One training step (the state carries over); returns its wall time."""
+        t0 = time.perf_counter()
+        state, acc = self.compiled(*self.args[:8], self._s, *self.args[9:])
+        jax.block_until_ready(acc)
+        elapsed = time.perf_counter() - t0
+        self.args[0], self.args[1] = state, acc
+        self._s = (self._s + 1) % self.steps
+        self.loss = float(np.asarray(acc["loss"])[0])
+        return elapsed
+
+    def result(self) -> dict:
+        step = float(np.median(self.times))
+        peak = peak_flops()
+        return {"compile_s": self.compile_s, "step_s": step, "steps_s": list(self.times),
+                "flops": self.flops, "flop_per_s": self.flops / step,
+                "peak_fraction": self.flops / step / peak if peak else None,
+                "memory_mib": self.memory / 2**20,
+                "memory_per_replica_mib": self.memory / 2**20 / self.R}
+
+
+def _interleave(programs: list[_Program], repeats: int) -> list[dict]:
+    """Times ``repeats`` rounds, each running every program once, in turn.
+
+    This machine's speed drifts by up to 2x over minutes (other tenants); timing the
+    programs round-robin exposes each to the same drift, so their ratios stay meaningful.
+    """
+    for _ in range(repeats):
+        for p in programs:
+            p.times.append(p.run())
+    return [p.result() for p in programs]
+
+
 def time_steps(config, data, num_replicas: int, strategy: str, repeats: int = 3) -> dict:
     """Times training steps of one cohort (one dispatch per step).
 
@@ -43,42 +113,7 @@ def time_steps(config, data, num_replicas: int, strategy: str, repeats: int = 3)
       one step), "flop_per_s", "peak_fraction" (None where the peak is unknown),
       "memory_mib" (arguments + outputs + temporaries of the step), "memory_per_replica_mib"}``.
     """
-    cohort, hp = _cohort(config, data, num_replicas, strategy)
-    state = cohort.init(hp)
-    member = jnp.ones((num_replicas, len(data.train)), bool)
-    index, active, keys = cohort.plan(hp["seed"], member, 0)
-    images, labels = jnp.asarray(data.train.images), jnp.asarray(data.train.labels)
-    lr = jnp.full((num_replicas,), 1e-3)
-    alive = jnp.ones((num_replicas,), bool)
-    acc = {"loss": jnp.zeros((num_replicas,)), "count": jnp.zeros((num_replicas,)),
-           "bad": jnp.zeros((num_replicas,), bool)}
-    args = (state, acc, hp, lr, alive, index, active, keys, 0, images, labels)
-    t0 = time.perf_counter()
-    # Compiled ahead of time: the compile time is measured apart from the steps, and the
-    # compiled program gives XLA's cost (FLOPs) and memory analyses.
-    compiled = cohort.step.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
-    flops = float(cost.get("flops", float("nan")))
-    mem = compiled.memory_analysis()
-    memory = (float("nan") if mem is None else
-              (mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-               - mem.alias_size_in_bytes))
-    state, acc = compiled(*args)  # warm-up
-    jax.block_until_ready(acc)
-    times = []
-    for s in range(repeats):
-        t0 = time.perf_counter()
-        state, acc = compiled(state, acc, hp, lr, alive, index, active, keys,
-                              (s + 1) % cohort.steps, images, labels)
-        jax.block_until_ready(acc)
-        times.append(time.perf_counter() - t0)
-    step = float(np.median(times))
-    peak = peak_flops()
-    return {"compile_s": compile_s, "step_s": step, "steps_s": times, "flops": flops,
-            "flop_per_s": flops / step, "peak_fraction": flops / step / peak if peak else None,
-            "memory_mib": memory / 2**20, "memory_per_replica_mib": memory / 2**20 / num_replicas}
+    return _interleave([_Program(config, data, num_replicas, strategy)], repeats)[0]
 
 
 # Dense TF32 tensor-core peaks (FLOP/s) of the GPUs jaxseg is measured on: XLA runs float32
@@ -107,18 +142,44 @@ def strategy_table(config, replica_counts, strategies, repeats: int = 3) -> list
       ``sequential_s / step_s`` (>= 1: the cohort beats running replicas one by one).
     """
     data = datasets.load(config.data)
-    single = time_steps(config, data, 1, "unroll", repeats)
-    rows = [{"R": 1, "strategy": "single", **single, "sequential_s": single["step_s"],
-             "speedup": 1.0}]
-    for r in replica_counts:
-        for strategy in strategies:
-            if r == 1 and strategy != "vmap":
-                continue
-            m = time_steps(config, data, r, strategy, repeats)
-            seq = r * single["step_s"]
-            rows.append({"R": r, "strategy": strategy, **m, "sequential_s": seq,
-                         "speedup": seq / m["step_s"]})
+    cases = [(1, "unroll")] + [(r, st) for r in replica_counts for st in strategies
+                               if r > 1 or st == "vmap"]
+    programs = [_Program(config, data, r, st) for r, st in cases]
+    results = _interleave(programs, repeats)
+    single = results[0]["step_s"]
+    rows = []
+    for (r, st), m in zip(cases, results, strict=True):
+        rows.append({"R": r, "strategy": "single" if not rows else st, **m,
+                     "sequential_s": r * single, "speedup": r * single / m["step_s"]})
     return rows
+
+
+def variants_table(config, variants: dict, num_replicas: int = 1, strategy: str = "unroll",
+                   repeats: int = 5) -> list[dict]:
+    """Per-step time of one cohort in several variants, timed side by side.
+
+    Args:
+      config: the config to measure.
+      variants: ``{name: (overrides, compiler_options)}``: config overrides (e.g.
+        ``{"train.xla_options": "default"}``) and XLA options compiled over the cohort's
+        own; the first variant is the reference of the ratios.
+      num_replicas: R.
+      strategy: the replica strategy.
+      repeats: rounds of interleaved steps.
+
+    Returns:
+      Rows ``{"variant", "overrides", "options", "step_s", "ratio" (to the first variant),
+      "loss_sum" (replica 0's summed training loss over the warm-up and timed steps: equal
+      up to rounding when a variant changes only speed), ...}``.
+    """
+    data = datasets.load(config.data)
+    programs = [_Program(hparams.apply_overrides(config, ov), data, num_replicas, strategy, o)
+                for ov, o in variants.values()]
+    results = _interleave(programs, repeats)
+    ref = results[0]["step_s"]
+    return [{"variant": name, "overrides": ov, "options": o, **m, "ratio": m["step_s"] / ref,
+             "loss_sum": p.loss}
+            for (name, (ov, o)), m, p in zip(variants.items(), results, programs, strict=True)]
 
 
 def format_table(rows: list[dict]) -> str:

@@ -132,6 +132,7 @@ def default() -> ml_collections.ConfigDict:
     t.early_stopping = 0  # > 0: patience in evals on validation loss
     t.checkpoint_every = 1  # epochs between checkpoints
     t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
+    t.xla_options = "tuned"  # tuned (XLA options measured fastest per backend) | default (XLA's)
 
     c.sweep = sw = ml_collections.ConfigDict()
     sw.max_replicas = 0  # cap on replicas per cohort (0: only the memory estimate limits)
@@ -168,9 +169,10 @@ def field_help() -> str:
     return "\n".join(lines)
 
 
-# Fields that say where a run executes, not what it computes: a workdir may be resumed with
-# other values (a sweep checkpointed on N devices resumes on M).
-EXECUTION_FIELDS = (("train", "devices"),)
+# Fields that say where and how a run executes, not what it computes: a workdir may be
+# resumed with other values (a sweep checkpointed on N devices resumes on M; the XLA
+# options change kernels, so sums round differently, not the experiment).
+EXECUTION_FIELDS = (("train", "devices"), ("train", "xla_options"))
 
 
 def identity(config: ml_collections.ConfigDict) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from jaxseg import losses, metrics, outputs
+from jaxseg import losses, metrics, outputs, replicas
 from jaxseg import workdir as workdir_lib
 from jaxseg.data import preprocess, readers
 from jaxseg.errors import JaxsegError
@@ -62,7 +62,9 @@ class Model:
         module = create_model(self.config.model, self.num_classes)
         head = self.config.model.head
 
-        @jax.jit
+        # The evaluation programs' options: the same convolution kernels, the same masks.
+        @functools.partial(jax.jit, compiler_options=replicas.compiler_options(
+            self.config.train.get("xla_options", "tuned")))
         def labels(variables, x):
             logits = module.apply(variables, x, train=False)
             return jnp.argmax(losses.class_log_probs(logits, head), -1).astype(jnp.uint8)

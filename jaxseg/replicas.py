@@ -11,6 +11,9 @@ of stacked arguments (leading axis R) plus shared arguments (the dataset):
 * ``map``: ``lax.map``, a device-side loop (slow on XLA CPU, GUIDE §3).
 * ``auto``: chosen per backend from measurements (``docs/benchmarks.md``):
   ``unroll`` on CPU, ``vmap`` on GPU/TPU.
+
+:func:`compiler_options` gives the XLA options the step and evaluation programs are
+compiled with, also chosen per backend from measurements.
 """
 
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from jaxseg.errors import check_choice
 
 STRATEGIES = ("auto", "vmap", "unroll", "map")
 LOOPS = ("auto", "step", "scan")
+XLA_OPTIONS = ("tuned", "default")
 
 
 def resolve_strategy(strategy: str, backend: str | None = None) -> str:
@@ -43,6 +47,30 @@ def resolve_loop(loop: str, backend: str | None = None) -> str:
     # XLA CPU runs a rolled scan over U-Net steps ~17x slower than one dispatch per step
     # (GUIDE §3); on GPU the loop stays on the device.
     return "step" if backend == "cpu" else "scan"
+
+
+# XLA CPU hands convolutions, dots and reductions to YNNPACK by default. Its convolutions
+# (weight gradients above all) ran 1.8x slower than XLA's own Eigen convolutions on the
+# cmr96-size U-Net, while its reductions (batch-norm statistics) ran ~5x faster than XLA's
+# loop emitter; with YNNPACK kept for reductions only, a training step took 0.71-0.74x the
+# time of the default (docs/benchmarks.md, "XLA CPU compiler options").
+_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+
+
+def compiler_options(choice: str = "tuned", backend: str | None = None) -> dict:
+    """XLA options for the training and evaluation programs (``train.xla_options``).
+
+    Args:
+      choice: ``tuned`` (the options measured fastest on ``backend``) or ``default``
+        (XLA's own).
+      backend: ``cpu``, ``gpu``, ...; default: jax's default backend.
+
+    Returns:
+      The ``compiler_options`` to pass to ``jax.jit`` (empty where XLA's defaults won).
+    """
+    check_choice("train.xla_options", choice, XLA_OPTIONS)
+    backend = backend or jax.default_backend()
+    return dict(_CPU_OPTIONS) if choice == "tuned" and backend == "cpu" else {}
 
 
 def tree_slice(tree, i: int):

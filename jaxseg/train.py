@@ -297,8 +297,9 @@ class Cohort:
         one_step = devices.shard_map(one_step_local, mesh, in_specs=(rep,) * 8 + (shared,) * 3,
                                      out_specs=(rep, rep))
 
+        fast = replicas.compiler_options(config.train.xla_options)
         if self.loop == "step":
-            self.step = jax.jit(one_step, donate_argnums=(0, 1))
+            self.step = jax.jit(one_step, donate_argnums=(0, 1), compiler_options=fast)
         else:
             unroll = int(config.train.scan_unroll)
 
@@ -311,15 +312,15 @@ class Cohort:
                                                unroll=unroll)
                 return state, acc
 
-            self.epoch = jax.jit(epoch, donate_argnums=(0, 1))
+            self.epoch = jax.jit(epoch, donate_argnums=(0, 1), compiler_options=fast)
         eval_r = over(functools.partial(eval_step, static))
         self.eval = jax.jit(devices.shard_map(
             lambda state, hp, x, y, v, vol: eval_r((state, hp), (x, y, v, vol)), mesh,
-            in_specs=(rep, rep) + (shared,) * 4, out_specs=(rep, rep)))
+            in_specs=(rep, rep) + (shared,) * 4, out_specs=(rep, rep)), compiler_options=fast)
         # k-fold cohorts: every replica is evaluated on its own held-out images.
         self.eval_each = jax.jit(devices.shard_map(
             lambda state, hp, x, y, v, vol: eval_r((state, hp, x, y, v, vol), ()), mesh,
-            in_specs=(rep,) * 6, out_specs=(rep, rep)))
+            in_specs=(rep,) * 6, out_specs=(rep, rep)), compiler_options=fast)
 
         def plateau_update(state, losses_, do):
             def one(pl, v, d):

@@ -119,12 +119,15 @@ def test_diverging_replica_is_isolated(tfds_dir, tmp_path):
     good = [REPLICAS[0], REPLICAS[1]]
     absurd = {"optim.learning_rate": 1e38, "seed": 5}
     s_all = train.train_and_evaluate(c, str(tmp_path / "with"), [good[0], absurd, good[1]])
-    train.train_and_evaluate(c, str(tmp_path / "without"), good)
+    # The same cohort with a sane middle replica: the same program (3 replicas), so the
+    # neighbours must match to rounding; a cohort of 2 compiles other grouped-convolution
+    # kernels, whose sums round differently (~5e-6 relative on XLA CPU's Eigen kernels).
+    train.train_and_evaluate(c, str(tmp_path / "without"), [good[0], {"seed": 5}, good[1]])
     assert [r["status"] for r in s_all["replicas"]] == ["finished", "diverged", "finished"]
     with_h, without_h = history(str(tmp_path / "with")), history(str(tmp_path / "without"))
     for epoch in (1, 2):
-        assert_same_metrics(with_h[(0, epoch)], without_h[(0, epoch)], atol=1e-6, rtol=1e-6)
-        assert_same_metrics(with_h[(2, epoch)], without_h[(1, epoch)], atol=1e-6, rtol=1e-6)
+        for r in (0, 2):
+            assert_same_metrics(with_h[(r, epoch)], without_h[(r, epoch)], atol=1e-6, rtol=1e-6)
     # The diverged replica keeps its last finite state: the checkpoint holds no NaN.
     ckpt = train.checkpoint.CohortCheckpoints(str(tmp_path / "with" / "checkpoints"))
     host = ckpt.restore_host(ckpt.latest_step())

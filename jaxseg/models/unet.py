@@ -44,6 +44,19 @@ def dropout(x: jax.Array, rate: jax.Array, rng: jax.Array) -> jax.Array:
     return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
 
 
+def max_pool2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling with stride 2 of ``(B, H, W, C)`` features (H, W even).
+
+    Written as a reshape and a max over the two window axes rather than ``nn.max_pool``:
+    the gradient of ``reduce_window`` max is lowered on XLA CPU through index-tracking
+    reductions over iotas, which cost more than the convolutions of the same level; the
+    gradient of a plain ``max`` is an elementwise mask. Same values; a tie inside a window
+    (measure zero for real-valued activations) shares the gradient instead of picking one.
+    """
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
 class ConvBlock(nn.Module):
     """Two 3x3 convolutions, each with norm and activation.
 
@@ -181,7 +194,7 @@ class UNet(nn.Module):
         for level in range(self.depth):
             x = ConvBlock(self.base_width * 2**level, **block)(x, train)
             skips.append(x)
-            x = drop(nn.max_pool(x, (2, 2), strides=(2, 2)), enc_rate)
+            x = drop(max_pool2(x), enc_rate)
         x = drop(ConvBlock(self.base_width * 2**self.depth, **block)(x, train), mid_rate)
         for level in reversed(range(self.depth)):
             width = self.base_width * 2**level
