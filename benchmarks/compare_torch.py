@@ -23,11 +23,13 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 from absl import app, flags
 
 flags.DEFINE_string("out", None, "Write the results as JSON to this file.")
 flags.DEFINE_integer("epochs", 10, "Epochs of every run of the grid.")
 flags.DEFINE_integer("repeats", 5, "Timed steps of the step comparison.")
+flags.DEFINE_integer("rounds", 3, "Alternating jaxseg/torch rounds of the step comparison.")
 flags.DEFINE_bool("grid", True, "Also run the grid comparison (minutes).")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,19 +58,28 @@ def main(argv):
            "jax": jax.__version__, "python": platform.python_version(),
            "date": time.strftime("%Y-%m-%d")}
 
+    # Alternating rounds (one jaxseg process, then one torch process): this machine's speed
+    # drifts over minutes, so each round's ratio is taken from neighbouring measurements
+    # and the median ratio over the rounds is reported.
     bench_json = os.path.join(scratch, "bench.json")
-    _run(JAXSEG + ["bench", "--config=benchmarks/cmr96_size.py", "--replicas=1",
-                   "--strategies=unroll", f"--repeats={flags.FLAGS.repeats}",
-                   f"--bench_out={bench_json}", "--compilation_cache="])
-    with open(bench_json) as f:
-        jax_step = [r for r in json.load(f)["rows"] if r["strategy"] == "single"][0]["step_s"]
-    torch_step = _last_json(_run(TORCH + ["--mode=step",
-                                          f"--steps={flags.FLAGS.repeats}"])[1])
-    res.update(torch=torch_step["torch"], jax_step_s=jax_step, torch_step_s=torch_step["step_s"],
-               step_ratio_jax_over_torch=jax_step / torch_step["step_s"],
+    jax_steps, torch_steps = [], []
+    for _ in range(flags.FLAGS.rounds):
+        _run(JAXSEG + ["bench", "--config=benchmarks/cmr96_size.py", "--replicas=1",
+                       "--strategies=unroll", f"--repeats={flags.FLAGS.repeats}",
+                       f"--bench_out={bench_json}", "--compilation_cache="])
+        with open(bench_json) as f:
+            jax_steps.append([r for r in json.load(f)["rows"]
+                              if r["strategy"] == "single"][0]["step_s"])
+        torch_step = _last_json(_run(TORCH + ["--mode=step",
+                                              f"--steps={flags.FLAGS.repeats}"])[1])
+        torch_steps.append(torch_step["step_s"])
+        print(f"step: jax {jax_steps[-1]:.3f} s, torch {torch_steps[-1]:.3f} s "
+              f"(jax/torch {jax_steps[-1] / torch_steps[-1]:.2f})", flush=True)
+    ratios = [j / t for j, t in zip(jax_steps, torch_steps, strict=True)]
+    res.update(torch=torch_step["torch"], jax_steps_s=jax_steps, torch_steps_s=torch_steps,
+               jax_step_s=float(np.median(jax_steps)), torch_step_s=float(np.median(torch_steps)),
+               step_ratios=ratios, step_ratio_jax_over_torch=float(np.median(ratios)),
                params_torch=torch_step["params"])
-    print(f"step: jax {jax_step:.3f} s, torch {torch_step['step_s']:.3f} s "
-          f"(jax/torch {jax_step / torch_step['step_s']:.2f})", flush=True)
 
     if flags.FLAGS.grid:
         grid = "benchmarks/sweep_grid.py:grid8"

@@ -34,7 +34,8 @@ def resolve_strategy(strategy: str, backend: str | None = None) -> str:
     if strategy != "auto":
         return strategy
     backend = backend or jax.default_backend()
-    # CPU: unroll beat vmap 4.5x and lax.map 25x at R=2..4 (GUIDE §3, docs/benchmarks.md).
+    # CPU: unroll ran as fast as the replicas one by one (0.97-1.06x) and ~2x faster than
+    # vmap at R=2..4; lax.map 25x slower (GUIDE §3, docs/benchmarks.md).
     return "unroll" if backend == "cpu" else "vmap"
 
 
@@ -52,8 +53,8 @@ def resolve_loop(loop: str, backend: str | None = None) -> str:
 # XLA CPU hands convolutions, dots and reductions to YNNPACK by default. Its convolutions
 # (weight gradients above all) ran 1.8x slower than XLA's own Eigen convolutions on the
 # cmr96-size U-Net, while its reductions (batch-norm statistics) ran ~5x faster than XLA's
-# loop emitter; with YNNPACK kept for reductions only, a training step took 0.71-0.74x the
-# time of the default (docs/benchmarks.md, "XLA CPU compiler options").
+# loop emitter; with YNNPACK kept for reductions only, a training step took 0.67x the time
+# of XLA's default (docs/benchmarks.md, "XLA CPU compiler options").
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 
