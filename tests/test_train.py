@@ -1,5 +1,6 @@
 """The cohort engine: cohort == runs one by one (every strategy), resume == uninterrupted,
-a diverging replica is isolated, frozen replicas do not change, the CLI leaves its outputs."""
+a diverging replica is isolated, frozen replicas do not change, the CLI leaves its outputs;
+the benchmark tables and the XLA options per backend."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg import configs, outputs, train
+from jaxseg import bench, configs, outputs, replicas, train
 from jaxseg.errors import JaxsegError
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -247,3 +248,29 @@ def test_structural_override_is_refused(tfds_dir, tmp_path):
     with pytest.raises(JaxsegError, match="changes the compiled program"):
         train.train_and_evaluate(tiny_config(tfds_dir), str(tmp_path),
                                  [{"optim.name": "sgd"}, {}])
+
+
+def test_bench_tables_are_side_by_side(tfds_dir):
+    c = tiny_config(tfds_dir)
+    rows = bench.strategy_table(c, [2], ["unroll", "vmap"], repeats=2)
+    assert [(r["R"], r["strategy"]) for r in rows] == [(1, "single"), (2, "unroll"), (2, "vmap")]
+    single = rows[0]["step_s"]
+    for r in rows:
+        assert len(r["steps_s"]) == 2 and r["flops"] > 0 and r["compile_s"] > 0
+        assert r["sequential_s"] == pytest.approx(r["R"] * single)
+        assert r["speedup"] == pytest.approx(r["sequential_s"] / r["step_s"])
+    # The same program in two variants that change only XLA's kernels: the same losses up
+    # to rounding, and ratios to the first variant.
+    rows = bench.variants_table(c, {"tuned": ({}, {}),
+                                    "xla": ({"train.xla_options": "default"}, {})}, repeats=2)
+    assert rows[0]["ratio"] == 1.0
+    assert rows[1]["loss_sum"] == pytest.approx(rows[0]["loss_sum"], rel=1e-4)
+
+
+def test_compiler_options_per_backend():
+    tuned = replicas.compiler_options("tuned", "cpu")
+    assert tuned == {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+    assert replicas.compiler_options("default", "cpu") == {}
+    assert replicas.compiler_options("tuned", "gpu") == {}
+    with pytest.raises(JaxsegError, match="train.xla_options"):
+        replicas.compiler_options("fastest", "cpu")
