@@ -250,20 +250,15 @@ def test_structural_override_is_refused(tfds_dir, tmp_path):
                                  [{"optim.name": "sgd"}, {}])
 
 
-def test_bench_tables_are_side_by_side(tfds_dir):
+def test_bench_variants_are_timed_side_by_side(tfds_dir):
     c = tiny_config(tfds_dir)
-    rows = bench.strategy_table(c, [2], ["unroll", "vmap"], repeats=2)
-    assert [(r["R"], r["strategy"]) for r in rows] == [(1, "single"), (2, "unroll"), (2, "vmap")]
-    single = rows[0]["step_s"]
-    for r in rows:
-        assert len(r["steps_s"]) == 2 and r["flops"] > 0 and r["compile_s"] > 0
-        assert r["sequential_s"] == pytest.approx(r["R"] * single)
-        assert r["speedup"] == pytest.approx(r["sequential_s"] / r["step_s"])
     # The same program in two variants that change only XLA's kernels: the same losses up
-    # to rounding, and ratios to the first variant.
+    # to rounding, every program timed in each round, ratios to the first variant.
     rows = bench.variants_table(c, {"tuned": ({}, {}),
                                     "xla": ({"train.xla_options": "default"}, {})}, repeats=2)
-    assert rows[0]["ratio"] == 1.0
+    for r in rows:
+        assert len(r["steps_s"]) == 2 and r["flops"] > 0 and r["compile_s"] > 0
+        assert r["ratio"] == pytest.approx(r["step_s"] / rows[0]["step_s"])
     assert rows[1]["loss_sum"] == pytest.approx(rows[0]["loss_sum"], rel=1e-4)
 
 
