@@ -1,8 +1,9 @@
 """jaxseg against the PyTorch reference on this machine: one training step, and a whole grid.
 
 1. Step: ``jaxseg bench`` for one replica of the cmr96-size U-Net (``benchmarks/cmr96_size.py``)
-   and ``torch_reference.py --mode=step`` with the same model, batch and image size; both the
-   median of ``--repeats`` timed steps.
+   and ``torch_reference.py --mode=step`` with the same model, batch and image size, each the
+   median of ``--repeats`` timed steps, in ``--rounds`` alternating processes; the reported
+   ratio is the median of the per-round ratios.
 2. Grid: the 8 configurations of ``benchmarks/sweep_grid.py:grid8`` (learning rate x weight
    decay on cmr96, ``--epochs`` epochs): one ``jaxseg sweep`` launch against
    ``torch_reference.py --mode=train`` run once per configuration, one process after another
@@ -11,8 +12,10 @@
 
 Both parts run one after another in one invocation, so their ratios are side by side.
 
-Command (from the repository root, with the ``bench`` extra installed):
-  python benchmarks/compare_torch.py --out=docs/bench_torch_cpu.json
+Commands (from the repository root, with the ``bench`` extra installed):
+  python benchmarks/compare_torch.py --grid=false --repeats=5 --rounds=3 \
+      --out=docs/bench_torch_step_cpu.json
+  python benchmarks/compare_torch.py --rounds=1 --out=docs/bench_torch_cpu.json  # + the grid
 """
 
 import json

@@ -61,7 +61,7 @@ class _Program:
         self.memory = (float("nan") if mem is None else
                        (mem.argument_size_in_bytes + mem.output_size_in_bytes
                         + mem.temp_size_in_bytes - mem.alias_size_in_bytes))
-        self.times, self.loss = [], None
+        self.times, self.loss_sum = [], None
         self._s = 0
         self.run()  # warm-up: first dispatch, buffer allocation
 
@@ -73,10 +73,11 @@ class _Program:
         elapsed = time.perf_counter() - t0
         self.args[0], self.args[1] = state, acc
         self._s = (self._s + 1) % self.steps
-        self.loss = float(np.asarray(acc["loss"])[0])
+        self.loss_sum = float(np.asarray(acc["loss"])[0])
         return elapsed
 
     def result(self) -> dict:
+        """The medians and XLA's analyses, as one row of a table."""
         step = float(np.median(self.times))
         peak = peak_flops()
         return {"compile_s": self.compile_s, "step_s": step, "steps_s": list(self.times),
@@ -96,24 +97,6 @@ def _interleave(programs: list[_Program], repeats: int) -> list[dict]:
         for p in programs:
             p.times.append(p.run())
     return [p.result() for p in programs]
-
-
-def time_steps(config, data, num_replicas: int, strategy: str, repeats: int = 3) -> dict:
-    """Times training steps of one cohort (one dispatch per step).
-
-    Args:
-      config: the config (model, batch size, image size, augmentation).
-      data: the loaded dataset.
-      num_replicas: R.
-      strategy: ``vmap`` | ``unroll`` | ``map``.
-      repeats: timed steps after the compiling one.
-
-    Returns:
-      ``{"compile_s", "step_s" (median), "steps_s" (all), "flops" (XLA's cost analysis of
-      one step), "flop_per_s", "peak_fraction" (None where the peak is unknown),
-      "memory_mib" (arguments + outputs + temporaries of the step), "memory_per_replica_mib"}``.
-    """
-    return _interleave([_Program(config, data, num_replicas, strategy)], repeats)[0]
 
 
 # Dense TF32 tensor-core peaks (FLOP/s) of the GPUs jaxseg is measured on: XLA runs float32
@@ -178,7 +161,7 @@ def variants_table(config, variants: dict, num_replicas: int = 1, strategy: str 
     results = _interleave(programs, repeats)
     ref = results[0]["step_s"]
     return [{"variant": name, "overrides": ov, "options": o, **m, "ratio": m["step_s"] / ref,
-             "loss_sum": p.loss}
+             "loss_sum": p.loss_sum}
             for (name, (ov, o)), m, p in zip(variants.items(), results, programs, strict=True)]
 
 

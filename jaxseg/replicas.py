@@ -51,8 +51,8 @@ def resolve_loop(loop: str, backend: str | None = None) -> str:
 
 
 # XLA CPU hands convolutions, dots and reductions to YNNPACK by default. Its convolutions
-# (weight gradients above all) ran 1.8x slower than XLA's own Eigen convolutions on the
-# cmr96-size U-Net, while its reductions (batch-norm statistics) ran ~5x faster than XLA's
+# (weight gradients above all) ran 1.57x slower than XLA's own Eigen convolutions on the
+# cmr96-size U-Net, while its reductions (batch-norm statistics) ran ~6x faster than XLA's
 # loop emitter; with YNNPACK kept for reductions only, a training step took 0.67x the time
 # of XLA's default (docs/benchmarks.md, "XLA CPU compiler options").
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
