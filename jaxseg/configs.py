@@ -126,7 +126,7 @@ def default() -> ml_collections.ConfigDict:
     c.train = t = ml_collections.ConfigDict()
     t.epochs = 20
     t.batch_size = 16
-    t.strategy = "auto"  # auto | vmap | unroll | map: how replicas share one program
+    t.strategy = "auto"  # auto | vmap | unroll | map | sequential: how replicas share a program
     t.loop = "auto"  # auto | step (a dispatch per step) | scan (one per epoch)
     t.scan_unroll = 1  # loop=scan: lax.scan unroll factor
     t.early_stopping = 0  # > 0: patience in evals on validation loss
@@ -219,9 +219,6 @@ def study(arg: str | None = None, dataset: str = "cmr96") -> ml_collections.Conf
         c.model.base_width, c.model.depth = 4, 2
         c.train.epochs, c.train.batch_size, c.train.checkpoint_every = 2, 8, 1
         c.eval.batch_size = 8
-        # Tiny models are compile-bound: one vmapped program compiles once, whatever R
-        # (dropout_stages smoke, 9 replicas: 28 s vmap vs 104 s unroll, same results).
-        c.train.strategy = "vmap"
     elif arg not in (None, ""):
         from jaxseg.errors import JaxsegError
 

@@ -43,7 +43,8 @@ flags.DEFINE_string("workdir", None, "Folder for checkpoints, history.jsonl, sum
 flags.DEFINE_bool("dry_run", False, "sweep: print the plan (runs, cohorts, replicas per "
                   "cohort, memory and time estimates) and exit.")
 flags.DEFINE_list("replicas", ["1", "2", "4"], "bench: cohort sizes R to measure.")
-flags.DEFINE_list("strategies", ["unroll", "vmap", "map"], "bench: replica strategies to measure.")
+flags.DEFINE_list("strategies", ["sequential", "unroll", "vmap", "map"],
+                  "bench: replica strategies to measure.")
 flags.DEFINE_integer("repeats", 3, "bench: timed steps per measurement (the median is reported).")
 flags.DEFINE_string("bench_out", None, "bench: also write the rows as JSON to this file.")
 flags.DEFINE_string("replica", None, "inspect/predict/report: a replica id as `jaxseg inspect` "

@@ -9,8 +9,13 @@ of stacked arguments (leading axis R) plus shared arguments (the dataset):
   replica is an ordinary program, so CPU speed is R times one replica's, at the
   price of a compile time that grows with R.
 * ``map``: ``lax.map``, a device-side loop (slow on XLA CPU, GUIDE §3).
+* ``sequential``: one replica's program, compiled once and called R times per step from
+  the host with the replica's index (its slice of the stacked state is read and written
+  in place); CPU speed is R times one replica's and the compile time does not grow with
+  R. :class:`jaxseg.train.Cohort` implements it with :func:`take_replica` and
+  :func:`put_replica`.
 * ``auto``: chosen per backend from measurements (``docs/benchmarks.md``):
-  ``unroll`` on CPU, ``vmap`` on GPU/TPU.
+  ``sequential`` on CPU, ``vmap`` on GPU/TPU.
 
 :func:`compiler_options` gives the XLA options the step and evaluation programs are
 compiled with, also chosen per backend from measurements.
@@ -23,7 +28,7 @@ import jax.numpy as jnp
 
 from jaxseg.errors import check_choice
 
-STRATEGIES = ("auto", "vmap", "unroll", "map")
+STRATEGIES = ("auto", "vmap", "unroll", "map", "sequential")
 LOOPS = ("auto", "step", "scan")
 XLA_OPTIONS = ("tuned", "default")
 
@@ -34,9 +39,10 @@ def resolve_strategy(strategy: str, backend: str | None = None) -> str:
     if strategy != "auto":
         return strategy
     backend = backend or jax.default_backend()
-    # CPU: unroll ran as fast as the replicas one by one (0.97-1.06x) and ~2x faster than
-    # vmap at R=2..4; lax.map 25x slower (GUIDE §3, docs/benchmarks.md).
-    return "unroll" if backend == "cpu" else "vmap"
+    # CPU (docs/benchmarks.md): one replica's program called R times ran at 0.98-1.03x the
+    # replicas one by one and compiled in constant time (25 s), where unroll gained 6-8% per
+    # step but compiled in 41 s at R=2 and 113 s at R=4; vmap ran ~2x slower, lax.map 25x.
+    return "sequential" if backend == "cpu" else "vmap"
 
 
 def resolve_loop(loop: str, backend: str | None = None) -> str:
@@ -89,7 +95,8 @@ def over_replicas(fn: Callable, strategy: str, num_replicas: int) -> Callable:
 
     Args:
       fn: ``fn(*per_replica, *shared) -> out`` for one replica.
-      strategy: ``vmap`` | ``unroll`` | ``map`` (resolve ``auto`` first).
+      strategy: ``vmap`` | ``unroll`` | ``map`` (resolve ``auto`` first; ``sequential``
+        lifts ``fn`` to a stack of one replica, see :func:`take_replica`).
       num_replicas: R.
 
     Returns:
@@ -97,6 +104,8 @@ def over_replicas(fn: Callable, strategy: str, num_replicas: int) -> Callable:
       ``per_replica`` has a leading axis R and ``shared`` is passed to every replica.
     """
     check_choice("train.strategy", strategy, STRATEGIES[1:])
+    if strategy == "sequential":
+        strategy, num_replicas = "unroll", 1
     if strategy == "vmap":
         def g(per_replica, shared):
             return jax.vmap(lambda *a: fn(*a, *shared))(*per_replica)
@@ -108,3 +117,26 @@ def over_replicas(fn: Callable, strategy: str, num_replicas: int) -> Callable:
             return tree_stack([fn(*tree_slice(per_replica, r), *shared)
                                for r in range(num_replicas)])
     return g
+
+
+def take_replica(tree, r):
+    """Replica ``r`` (a traced index) of a stacked pytree, keeping a leading axis of 1."""
+    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, r, 1), tree)
+
+
+def put_replica(full, part, r):
+    """Writes a one-replica stack ``part`` into ``full`` at replica ``r`` (in place if donated)."""
+    return jax.tree.map(lambda f, p: jax.lax.dynamic_update_slice_in_dim(f, p, r, 0), full, part)
+
+
+def stack_rounds(outs: list):
+    """Joins the outputs of the ``sequential`` rounds into one stack in replica order.
+
+    Round ``r`` holds replica ``r`` of every device's share (leading axis: devices), so the
+    stack is device-major: device ``d``'s replicas ``0..n-1`` come before device ``d+1``'s.
+    """
+    if len(outs) == 1:
+        return outs[0]
+    return jax.tree.map(  # explicit sizes: some metric leaves are empty
+        lambda *xs: jnp.stack(xs, 1).reshape((len(xs) * xs[0].shape[0],) + xs[0].shape[1:]),
+        *outs)

@@ -275,8 +275,14 @@ class Cohort:
         B = int(config.train.batch_size)
         image_shape = data.train.images.shape[1:]
         local = self.padded // (1 if mesh is None else mesh.devices.size)
+        # sequential: the programs below are one replica's, called once per local replica
+        # (``rounds``) with its index r; the other strategies take every replica in one call.
+        seq = self.strategy == "sequential"
+        self.rounds = local if seq else 1
         over = functools.partial(replicas.over_replicas, strategy=self.strategy,
                                  num_replicas=local)
+        pick = replicas.take_replica if seq else lambda tree, r: tree
+        put = replicas.put_replica if seq else lambda full, part, r: part
         rep, shared = devices.REPLICA, devices.SHARED
         placed = {} if mesh is None else {
             "out_shardings": jax.sharding.NamedSharding(mesh, rep)}
@@ -288,13 +294,17 @@ class Cohort:
                             **placed)
         step_r = over(functools.partial(train_step, static))
 
-        def one_step_local(state, acc, hp, lr, alive, index, active, keys, s, images, labels):
+        def one_step_local(state, acc, hp, lr, alive, index, active, keys, s, r, images,
+                           labels):
             take = lambda a: jax.lax.dynamic_index_in_dim(a, s, 1, keepdims=False)  # noqa: E731
-            return step_r((state, acc, hp, lr, alive, take(index), take(active), take(keys)),
-                          (images, labels))
+            st, ac, hp, lr, alive, index, active, keys = pick(
+                (state, acc, hp, lr, alive, index, active, keys), r)
+            st, ac = step_r((st, ac, hp, lr, alive, take(index), take(active), take(keys)),
+                            (images, labels))
+            return put(state, st, r), put(acc, ac, r)
 
         # Each device steps its own replicas: nothing crosses devices inside a step.
-        one_step = devices.shard_map(one_step_local, mesh, in_specs=(rep,) * 8 + (shared,) * 3,
+        one_step = devices.shard_map(one_step_local, mesh, in_specs=(rep,) * 8 + (shared,) * 4,
                                      out_specs=(rep, rep))
 
         fast = replicas.compiler_options(config.train.xla_options)
@@ -303,10 +313,10 @@ class Cohort:
         else:
             unroll = int(config.train.scan_unroll)
 
-            def epoch(state, acc, hp, lr, alive, index, active, keys, images, labels):
+            def epoch(state, acc, hp, lr, alive, index, active, keys, r, images, labels):
                 def body(carry, s):
                     st, ac = carry
-                    return one_step(st, ac, hp, lr, alive, index, active, keys, s, images,
+                    return one_step(st, ac, hp, lr, alive, index, active, keys, s, r, images,
                                     labels), None
                 (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(steps),
                                                unroll=unroll)
@@ -314,13 +324,15 @@ class Cohort:
 
             self.epoch = jax.jit(epoch, donate_argnums=(0, 1), compiler_options=fast)
         eval_r = over(functools.partial(eval_step, static))
-        self.eval = jax.jit(devices.shard_map(
-            lambda state, hp, x, y, v, vol: eval_r((state, hp), (x, y, v, vol)), mesh,
-            in_specs=(rep, rep) + (shared,) * 4, out_specs=(rep, rep)), compiler_options=fast)
+        self._eval = jax.jit(devices.shard_map(
+            lambda state, hp, r, x, y, v, vol: eval_r(pick((state, hp), r), (x, y, v, vol)),
+            mesh, in_specs=(rep, rep) + (shared,) * 5, out_specs=(rep, rep)),
+            compiler_options=fast)
         # k-fold cohorts: every replica is evaluated on its own held-out images.
-        self.eval_each = jax.jit(devices.shard_map(
-            lambda state, hp, x, y, v, vol: eval_r((state, hp, x, y, v, vol), ()), mesh,
-            in_specs=(rep,) * 6, out_specs=(rep, rep)), compiler_options=fast)
+        self._eval_each = jax.jit(devices.shard_map(
+            lambda state, hp, r, x, y, v, vol: eval_r(pick((state, hp, x, y, v, vol), r), ()),
+            mesh, in_specs=(rep, rep, shared) + (rep,) * 4, out_specs=(rep, rep)),
+            compiler_options=fast)
 
         def plateau_update(state, losses_, do):
             def one(pl, v, d):
@@ -347,10 +359,24 @@ class Cohort:
                              "bad": np.zeros((self.padded,), bool)}, self.mesh)
         if self.loop == "step":
             for s in range(self.steps):
-                state, acc = self.step(state, acc, hp, lr, alive, index, active, keys, s,
-                                       images, labels)
+                for r in range(self.rounds):
+                    state, acc = self.step(state, acc, hp, lr, alive, index, active, keys, s,
+                                           r, images, labels)
             return state, acc
-        return self.epoch(state, acc, hp, lr, alive, index, active, keys, images, labels)
+        for r in range(self.rounds):
+            state, acc = self.epoch(state, acc, hp, lr, alive, index, active, keys, r, images,
+                                    labels)
+        return state, acc
+
+    def eval(self, state, hp, images, labels, valid, volume):
+        """Metrics and predictions of every replica on one shared evaluation batch."""
+        return replicas.stack_rounds([self._eval(state, hp, r, images, labels, valid, volume)
+                                      for r in range(self.rounds)])
+
+    def eval_each(self, state, hp, images, labels, valid, volume):
+        """Metrics and predictions of every replica on its own batch (leading axis R)."""
+        return replicas.stack_rounds([self._eval_each(state, hp, r, images, labels, valid,
+                                                      volume) for r in range(self.rounds)])
 
 
 def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, config,
