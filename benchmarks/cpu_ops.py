@@ -6,7 +6,8 @@ per-channel sum of a batch-norm-sized tensor, and 2x2 max pooling (forward + gra
 written as ``nn.max_pool`` and as jaxseg's reshape + max. Each JAX op is compiled under
 every option set first, then all are timed round-robin (median of ``--repeats``); the
 PyTorch convolutions (NCHW, 2 threads) are timed in the same process when torch is
-installed (the ``bench`` extra).
+installed (the ``bench`` extra), and then split into forward, input gradient and weight
+gradient (jaxseg's options against ``torch.nn.grad``).
 
 Command (from the repository root):
   python benchmarks/cpu_ops.py --out=docs/bench_cpu_ops.json
@@ -29,6 +30,26 @@ OPTIONS = {"tuned": {KEY: "LIBRARY_FUSION_TYPE_REDUCE"}, "xla_default": {}, "ynn
 CONVS = [(96, 1, 16), (96, 16, 16), (48, 16, 32), (48, 32, 32), (24, 32, 64), (24, 64, 64),
          (12, 64, 128), (12, 128, 128), (24, 128, 64), (24, 64, 64), (48, 64, 32),
          (48, 32, 32), (96, 32, 16), (96, 16, 16)]
+
+
+def _conv(x, w):
+    import jax
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _input_grad(x, w, dy):
+    import jax
+    return jax.vjp(lambda x: _conv(x, w), x)[1](dy)[0]
+
+
+def _weight_grad(x, w, dy):
+    import jax
+    return jax.vjp(lambda w: _conv(x, w), w)[1](dy)[0]
+
+
+CONV_PARTS = {"fwd": lambda x, w, dy: _conv(x, w), "input grad": _input_grad,
+              "weight grad": _weight_grad}
 
 
 def _median_round_robin(fns: dict, repeats: int) -> dict:
@@ -84,6 +105,29 @@ def main(argv):
         rows.append({"op": f"conv3x3 fwd+bwd {hw}x{hw} {c}->{o}",
                      **_median_round_robin(fns, flags.FLAGS.repeats)})
         print(rows[-1], flush=True)
+    # The same convolutions split into forward, input gradient and weight gradient, jaxseg's
+    # options against PyTorch (torch.nn.grad), summed over the 14 layers: where the gap is.
+    parts = {}
+    if torch is not None:
+        tuned = OPTIONS["tuned"]
+        for hw, c, o in CONVS:
+            x = jax.random.normal(key, (16, hw, hw, c))
+            w = jax.random.normal(key, (3, 3, c, o)) * 0.1
+            dy = jax.random.normal(key, (16, hw, hw, o))
+            fns = {}
+            for k, f in CONV_PARTS.items():
+                jf = jax.jit(f, compiler_options=tuned)
+                fns[f"jax {k}"] = lambda jf=jf, a=(x, w, dy): jax.block_until_ready(jf(*a))
+            tx, tw = torch.randn(16, c, hw, hw), torch.randn(o, c, 3, 3)
+            tdy = torch.randn(16, o, hw, hw)
+            fns["torch fwd"] = lambda tx=tx, tw=tw: torch.nn.functional.conv2d(tx, tw, padding=1)
+            fns["torch input grad"] = lambda tx=tx, tw=tw, tdy=tdy: torch.nn.grad.conv2d_input(
+                tx.shape, tw, tdy, padding=1)
+            fns["torch weight grad"] = lambda tx=tx, tw=tw, tdy=tdy: torch.nn.grad.conv2d_weight(
+                tx, tw.shape, tdy, padding=1)
+            for k, v in _median_round_robin(fns, flags.FLAGS.repeats).items():
+                parts[k] = parts.get(k, 0.0) + v
+        print("conv parts, summed over the 14 layers (s):", parts, flush=True)
     x = jax.random.normal(key, (16, 96, 96, 16))
     rows.append({"op": "sum over (B,H,W) 16x96x96x16",
                  **_median_round_robin(jax_op(lambda x: jnp.sum(x, (0, 1, 2)), x),
@@ -101,7 +145,8 @@ def main(argv):
     res = {"device": jax.devices()[0].device_kind, "cores": os.cpu_count(),
            "jax": jax.__version__, "torch": torch.__version__ if torch else None,
            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-           "options": OPTIONS, "rows": rows, "conv_totals_s": totals}
+           "options": OPTIONS, "rows": rows, "conv_totals_s": totals,
+           "conv_parts_s": parts}
     if flags.FLAGS.out:
         with open(flags.FLAGS.out, "w") as f:
             json.dump(res, f, indent=1)
