@@ -89,6 +89,9 @@ def default() -> ml_collections.ConfigDict:
     m.upsample = "transpose"  # transpose (2x2 stride-2 transposed conv) | bilinear (+1x1 conv)
     m.head = "softmax"  # softmax (multi-class) | sigmoid (binary, num_classes=2)
     m.init = "he"  # he | xavier
+    # float32 | bfloat16: the dtype activations and convolutions are computed in; parameters,
+    # optimizer state, logits and losses stay float32 (mixed precision).
+    m.dtype = "float32"
     m.dropout = ml_collections.ConfigDict(dict(encoder=0.0, bottleneck=0.0, decoder=0.0))
 
     c.loss = lo = ml_collections.ConfigDict()

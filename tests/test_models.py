@@ -82,3 +82,27 @@ def test_config_errors():
         create_model(cfg, 4)
     with pytest.raises(JaxsegError, match="not divisible"):
         UNet(depth=3).init(jax.random.key(0), jnp.zeros((1, 20, 20, 1)))
+
+
+def test_bfloat16_compute_keeps_float32_weights_and_logits():
+    cfg = configs.default().model
+    cfg.base_width, cfg.depth = 4, 2
+    f32 = create_model(cfg, 4)
+    cfg.dtype = "bfloat16"
+    bf16 = create_model(cfg, 4)
+    assert (f32.dtype, bf16.dtype) == (jnp.float32, jnp.bfloat16)
+    x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 1))
+    variables = jax.jit(f32.init, compiler_options={"xla_backend_optimization_level": 0})(
+        jax.random.key(0), x)
+    # The same float32 weights drive both; the bfloat16 logits are float32 and close.
+    assert {p.dtype for p in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    ref, low = f32.apply(variables, x), bf16.apply(variables, x)
+    assert low.dtype == jnp.float32
+    scale = float(jnp.abs(ref).max())
+    assert 0 < float(jnp.abs(low - ref).max()) < 0.05 * scale
+    # Its gradients (the master weights' updates) are float32 too.
+    grads = jax.grad(lambda v: bf16.apply(v, x).sum())(variables)
+    assert {g.dtype for g in jax.tree.leaves(grads["params"])} == {jnp.dtype(jnp.float32)}
+    cfg.dtype = "float16"
+    with pytest.raises(JaxsegError, match="unknown model.dtype 'float16'"):
+        create_model(cfg, 4)

@@ -25,6 +25,9 @@ ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.01)}
 UPSAMPLES = ("transpose", "bilinear")
 HEADS = ("softmax", "sigmoid")
 INITS = {"he": nn.initializers.he_normal(), "xavier": nn.initializers.xavier_uniform()}
+# Computation dtypes (``model.dtype``); parameters, optimizer state, logits and losses stay
+# float32 whatever the choice (mixed precision with float32 master weights).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def dropout(x: jax.Array, rate: jax.Array, rng: jax.Array) -> jax.Array:
@@ -206,13 +209,14 @@ class UNet(nn.Module):
         return logits.astype(jnp.float32)
 
 
-def create_model(cfg, num_classes: int, dtype=jnp.float32) -> UNet:
+def create_model(cfg, num_classes: int, dtype=None) -> UNet:
     """Builds the model a ``model`` config describes, checking every choice.
 
     Args:
       cfg: the ``model`` config.
       num_classes: classes including background.
-      dtype: computation dtype.
+      dtype: computation dtype; default ``cfg.dtype`` (float32 for configs written before
+        the field existed).
 
     Returns:
       The Flax module.
@@ -224,6 +228,10 @@ def create_model(cfg, num_classes: int, dtype=jnp.float32) -> UNet:
     check_choice("model.upsample", cfg.upsample, UPSAMPLES)
     check_choice("model.head", cfg.head, HEADS)
     check_choice("model.init", cfg.init, tuple(INITS))
+    if dtype is None:
+        name = cfg.get("dtype", "float32")
+        check_choice("model.dtype", name, tuple(DTYPES))
+        dtype = DTYPES[name]
     if cfg.head == "sigmoid" and num_classes != 2:
         raise JaxsegError(f"model.head='sigmoid' is binary and needs data.num_classes=2, "
                           f"not {num_classes}")
