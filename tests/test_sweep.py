@@ -65,6 +65,26 @@ def test_planner_groups_numeric_differences():
     assert [len(c.runs) for c in plan.plan(config, runs)] == [20]
 
 
+def test_memory_split_counts_live_activations(monkeypatch):
+    """A cohort is split by its memory estimate: ``sequential`` holds every replica's state
+    but one replica's activations, the other strategies every replica's activations."""
+    config = configs.study("smoke")
+    config.train.devices = 1  # one device's budget, however many devices the host shows
+    state, act, _ = plan.estimate(config)
+    assert state > 0 and act > 0
+    budget = 3 * (state + act) + 1  # room for 3 replicas with their activations
+    monkeypatch.setattr(plan, "device_memory", lambda: budget)
+    runs = grid_runs(["adam"])  # 40 runs, one signature
+    for strategy, limit in (("unroll", 3), ("sequential", int((budget - act) // state))):
+        config.train.strategy = strategy
+        cohorts = plan.plan(config, runs, max_replicas=0)
+        assert [len(c.runs) for c in cohorts][0] == min(limit, 40)
+        assert sum(len(c.runs) for c in cohorts) == 40
+        live = 1 if strategy == "sequential" else len(cohorts[0].runs)
+        assert cohorts[0].memory == pytest.approx(state * len(cohorts[0].runs) + act * live)
+        assert cohorts[0].memory <= budget
+
+
 def test_configuration_table_by_hand():
     rows = [{"run": 0, "cohort": "c000", "optim.weight_decay": 0.0, "seed": 0, "status": "f",
              "best_epoch": 1, "dice": 0.8, "val_loss": 0.5},

@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxseg import hparams, losses
+from jaxseg import hparams, losses, replicas
 from jaxseg.errors import JaxsegError
 
 
@@ -30,21 +30,33 @@ class CohortPlan:
       config: its static config (the union of its runs' loss terms).
       runs: the indices of its runs in the sweep.
       overrides: one dict of numeric overrides per replica (same order as ``runs``).
-      bytes_per_replica: the memory estimate of one replica.
+      bytes_state: the memory estimate of one replica's state (parameters, gradients,
+        optimizer moments, the best copy).
+      bytes_activations: the memory estimate of one replica's training activations.
       step_flops: the estimated FLOPs of one replica's training step.
+      live: how many replicas' activations are held at once (per cohort, all devices):
+        all of them, or one per device under the ``sequential`` strategy.
     """
 
     index: int
     config: ml_collections.ConfigDict
     runs: list
     overrides: list
-    bytes_per_replica: float = 0.0
+    bytes_state: float = 0.0
+    bytes_activations: float = 0.0
     step_flops: float = 0.0
+    live: int = 0
 
     @property
     def name(self) -> str:
         """``c000``, ``c001``, ..."""
         return f"c{self.index:03d}"
+
+    @property
+    def memory(self) -> float:
+        """The cohort's estimated memory (bytes): every replica's state, live activations."""
+        return (self.bytes_state * len(self.runs)
+                + self.bytes_activations * min(self.live or len(self.runs), len(self.runs)))
 
 
 def _flatten(d, prefix=""):
@@ -65,14 +77,14 @@ def _signature(config: ml_collections.ConfigDict) -> str:
     return json.dumps(static, sort_keys=True, default=str)
 
 
-def estimate(config: ml_collections.ConfigDict) -> tuple[float, float]:
+def estimate(config: ml_collections.ConfigDict) -> tuple[float, float, float]:
     """Memory (bytes) and FLOPs of one replica's training step, from the architecture.
 
     The parameter count comes from ``jax.eval_shape`` (nothing is compiled); the
     activation memory and FLOPs are counted per convolution, forward and backward.
 
     Returns:
-      ``(bytes_per_replica, step_flops)``.
+      ``(state_bytes, activation_bytes, step_flops)`` of one replica.
     """
     from jaxseg.models import create_model
 
@@ -94,9 +106,10 @@ def estimate(config: ml_collections.ConfigDict) -> tuple[float, float]:
             flops += 2 * hw * 9 * a * c * b
             act += hw * c * b * 4  # conv out, norm out, activation out, gradient
         cin = width
-    # params, grads, two optimizer moments, the best copy; activations in float32.
-    mem = 4.0 * (5 * params + act)
-    return mem, 3 * flops  # backward ~ 2x forward
+    # params, grads, two optimizer moments, the best copy (float32); activations in the
+    # computation dtype.
+    act_bytes = 2.0 if m.get("dtype", "float32") == "bfloat16" else 4.0
+    return 4.0 * 5 * params, act_bytes * act, 3 * flops  # backward ~ 2x forward
 
 
 def device_memory() -> float:
@@ -141,6 +154,8 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
     n_devices = len(jax.devices()) if int(config.train.devices) <= 0 else \
         min(int(config.train.devices), len(jax.devices()))
     budget = device_memory() * n_devices
+    # ``sequential`` holds every replica's state but one replica's activations per device.
+    sequential = replicas.resolve_strategy(config.train.strategy) == "sequential"
     out = []
     for members in groups.values():
         first = resolved[members[0]]
@@ -154,19 +169,23 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
             for t in terms:
                 o[f"loss.weights.{t}"] = float(c.loss.weights[t]) if t in c.loss.weights else 0.0
             per_run.append(o)
-        mem, flops = estimate(base)
-        limit = max(1, int(budget // mem))
+        state, act, flops = estimate(base)
+        live = n_devices if sequential else 0  # 0: every replica's activations
+        limit = max(1, int((budget - act * live) // (state + (0 if sequential else act))))
         if cap:
             limit = min(limit, cap)
         for start in range(0, len(members), limit):
             out.append(CohortPlan(len(out), base, members[start:start + limit],
-                                  per_run[start:start + limit], mem, flops))
+                                  per_run[start:start + limit], state, act, flops, live))
     return out
 
 
 # Sustained training throughput used for time estimates (FLOP/s): the cmr96-size step's
 # 30.5 GFLOP (GUIDE §3, XLA cost analysis) over its 0.687 s on 2 CPU cores
-# (docs/benchmarks.md, 2026-11-22). Backends not listed are unmeasured: no estimate.
+# (docs/benchmarks.md, 2026-11-22). Checked against whole sweeps on the same machine: the
+# 8-run grid of benchmarks/sweep_grid.py:grid8 at 10 epochs was estimated at 6.3 min and
+# took 6.8 and 8.4 min with compilation and evaluation. Backends not listed are
+# unmeasured: no estimate.
 THROUGHPUT = {"cpu": 4.4e10}
 
 
@@ -189,7 +208,7 @@ def describe(plans: list[CohortPlan], num_runs: int, train_images: int | None = 
             f"  {p.name}: {len(p.runs):3d} replicas | {c.optim.name} {schedules} | "
             f"unet d{c.model.depth} w{c.model.base_width} {c.model.upsample} | "
             f"loss {'+'.join(c.loss.weights)} | {c.data.name} {c.train.epochs} ep | "
-            f"~{p.bytes_per_replica * len(p.runs) / 2**20:.0f} MiB | "
+            f"{replicas.resolve_strategy(c.train.strategy)} | ~{p.memory / 2**20:.0f} MiB | "
             + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend"))
     if rate:
         lines.append(f"estimated total: ~{total / 60:.1f} min (compile time not included)")
