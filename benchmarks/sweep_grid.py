@@ -2,9 +2,10 @@
 
 U-Net base 16, depth 3, batch 16, CE + Dice, Adam, 15 epochs; learning rate {1e-3, 3e-3} x
 weight decay {0, 1e-4} (all numeric: one cohort of 4 replicas); ``:grid8`` has 4 weight
-decays {0, 1e-5, 1e-4, 1e-3} (8 runs). With ``:single`` there is no
-sweep: one run, its hyperparameters given as ``--config.`` overrides, the way one training
-script per grid point is launched today.
+decays {0, 1e-5, 1e-4, 1e-3} (8 runs); ``:precisionN`` is the config's own run in float32
+and in bfloat16 compute x N seeds (two cohorts; benchmarks/mixed_precision.py). With
+``:single`` there is no sweep: one run, its hyperparameters given as ``--config.``
+overrides, the way one training script per grid point is launched today.
 
 Command (the comparison, docs/benchmarks.md):
   python benchmarks/sweep_vs_train.py
@@ -27,9 +28,12 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-    """The 4 runs (8 with ``:grid8``; none with ``:single``)."""
+    """The 4 runs (8 with ``:grid8``, 2N with ``:precisionN``; none with ``:single``)."""
     if arg == "single":
         return
     from jaxseg.sweep.expand import grid
 
+    if arg and arg.startswith("precision"):
+        grid(add, {"model.dtype": ["float32", "bfloat16"]}, seeds=int(arg[9:] or 1))
+        return
     grid(add, AXES8 if arg == "grid8" else AXES)
