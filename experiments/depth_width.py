@@ -3,8 +3,11 @@
 Command:
   jaxseg sweep --config=experiments/depth_width.py --workdir=runs/depth_width
 
-Grid: 2 depths x 3 widths x 2 seeds = 12 runs in 6 cohorts. Result: not yet measured on the
-full grid; the smoke variant runs in CI.
+Grid: 2 depths x 3 widths x 2 seeds = 12 runs in 6 cohorts. Expected run time on 2 CPU cores
+(this project's dev machine, XLA CPU, jax 0.10.2): ~381 min (~6.3 h) by the planner's
+--dry_run estimate of 2026-11-22, plus ~15% for compilation and evaluation (upsampling.py: 24
+min estimated, 27.5 min measured). Result: not yet measured on the full grid; the smoke
+variant runs in CI.
 """
 
 from jaxseg import configs

@@ -3,8 +3,11 @@
 Command:
   jaxseg sweep --config=experiments/l1_regularisation.py --workdir=runs/l1_regularisation
 
-Grid: 8 L1 lambdas x {no L2, L2 1e-4} = 16 runs in one cohort. Result: not yet measured on
-the full grid; the smoke variant runs in CI.
+Grid: 8 L1 lambdas x {no L2, L2 1e-4} = 16 runs in one cohort. Expected run time on 2 CPU
+cores (this project's dev machine, XLA CPU, jax 0.10.2): ~63 min by the planner's --dry_run
+estimate of 2026-11-22, plus ~15% for compilation and evaluation (upsampling.py: 24 min
+estimated, 27.5 min measured). Result: not yet measured on the full grid; the smoke variant
+runs in CI.
 """
 
 from jaxseg import configs

@@ -3,8 +3,11 @@
 Command:
   jaxseg sweep --config=experiments/l2_fraction.py --workdir=runs/l2_fraction
 
-Grid: 5 weight decays x 6 fractions (20-100%) = 30 runs in one cohort (each replica trains
-on its own subset). Result: not yet measured on the full grid; the smoke variant runs in CI.
+Grid: 5 weight decays x 6 fractions (20-100%) = 30 runs in one cohort (each replica trains on
+its own subset). Expected run time on 2 CPU cores (this project's dev machine, XLA CPU, jax
+0.10.2): ~118 min by the planner's --dry_run estimate of 2026-11-22, plus ~15% for compilation
+and evaluation (upsampling.py: 24 min estimated, 27.5 min measured). Result: not yet measured
+on the full grid; the smoke variant runs in CI.
 """
 
 from jaxseg import configs

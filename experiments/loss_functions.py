@@ -4,9 +4,11 @@ Command:
   jaxseg sweep --config=experiments/loss_functions.py --workdir=runs/loss_functions
   (smoke test: --config=experiments/loss_functions.py:smoke)
 
-Grid: 9 losses x 3 seeds = 27 runs, planned into ONE cohort (loss choices are numeric
-weights over the union of terms). Result: see results.md of the run (not yet measured on
-the full grid; the smoke variant runs in CI).
+Grid: 9 losses x 3 seeds = 27 runs, planned into ONE cohort (loss choices are numeric weights
+over the union of terms). Expected run time on 2 CPU cores (this project's dev machine, XLA
+CPU, jax 0.10.2): ~106 min by the planner's --dry_run estimate of 2026-11-22, plus ~15% for
+compilation and evaluation (upsampling.py: 24 min estimated, 27.5 min measured). Result: not
+yet measured on the full grid; the smoke variant runs in CI.
 """
 
 from jaxseg import configs
