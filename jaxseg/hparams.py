@@ -58,6 +58,14 @@ def apply_overrides(config: ml_collections.ConfigDict,
     return config
 
 
+def get_field(config: ml_collections.ConfigDict, key: str):
+    """The value of a dotted field (``"optim.lr"``); a missing field raises KeyError."""
+    node = config
+    for part in normalise_key(key).split("."):
+        node = node[part]
+    return node
+
+
 def replica_configs(config: ml_collections.ConfigDict, overrides: list[dict]) -> list:
     """Resolves one config per replica, checking every override is numeric-only.
 
@@ -91,12 +99,7 @@ def table(configs_: list[ml_collections.ConfigDict]) -> dict[str, np.ndarray]:
       ``{field: (R,) array}`` for every replica field, loss weight and loss parameter;
       ``optim.momentum`` is resolved to the family default where it is ``-1``.
     """
-    def get(c, key):
-        node = c
-        for part in key.split("."):
-            node = node[part]
-        return node
-
+    get = get_field
     base = configs_[0]
     keys = list(configs.REPLICA_FIELDS)
     keys += [f"loss.weights.{t}" for t in base.loss.weights]

@@ -101,6 +101,20 @@ def test_configuration_table_by_hand():
     assert "0.7000 ± 0.1414" in md
 
 
+def test_run_rows_show_base_value_of_unswept_field():
+    """A run that leaves a swept field at the base config shows the base value, not "-"."""
+    config = configs.study("smoke")
+    runs = [{"label": "none", "augment.hflip": False}, {"label": "rot", "augment.rotation": 20.0}]
+    plans = plan.plan(config, runs)
+    summaries = {p.name: {"wall_time_s": 1.0, "replicas": [
+        {"status": "finished", "best_epoch": 1, "best": {"dice": 0.5, "loss": 0.1}}] * len(p.runs)}
+        for p in plans}
+    rows = results.run_rows(plans, runs, summaries, ["bg", "RV", "MYO", "LV"])
+    assert [r["augment.hflip"] for r in rows] == [False, config.augment.hflip]
+    assert [r["augment.rotation"] for r in rows] == [config.augment.rotation, 20.0]
+    assert [r["label"] for r in rows] == ["none", "rot"]
+
+
 def metric_rows(workdir):
     with open(os.path.join(workdir, "results.csv")) as f:
         rows = list(csv.DictReader(f))

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from jaxseg import hparams
 from jaxseg.outputs import is_writer, jsonable, write_json
 
 # Axes that repeat a configuration rather than define it.
@@ -59,12 +60,25 @@ def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict
     Returns:
       Rows with the run's overrides, status, best epoch and best-epoch metrics.
     """
+    # A run that leaves a swept field at its base value still gets that value in its row
+    # (not "-"): e.g. augment.hflip=True for every augmentation setting but "none".
+    swept = list(dict.fromkeys(k for o in runs for k in o))
     rows = []
     for p in plans:
         s = summaries[p.name]
         for r, run_index in enumerate(p.runs):
             rep = s["replicas"][r]
-            row = run_row(run_index, p.name, runs[run_index], rep["status"],
+            resolved = hparams.apply_overrides(p.config, p.overrides[r])
+            overrides = {}
+            for key in swept:
+                if key in runs[run_index]:
+                    overrides[key] = runs[run_index][key]
+                else:
+                    try:
+                        overrides[key] = hparams.get_field(resolved, key)
+                    except KeyError:  # "label", or a loss weight of a term it lacks
+                        overrides[key] = None
+            row = run_row(run_index, p.name, overrides, rep["status"],
                           rep["best_epoch"], rep.get("best"), class_names)
             row["wall_time_s"] = s["wall_time_s"] / max(len(p.runs), 1)
             rows.append(row)
