@@ -142,9 +142,10 @@ def tables(rows: list[dict], configs_: list[dict]):
       rows: from :func:`run_rows` (or :func:`run_row`).
       configs_: from :func:`configurations`.
     """
-    hyper = [k for k in rows[0] if not _is_metric(k) and k not in ("run", "cohort", "status",
-                                                                     "best_epoch")]
-    metrics = [k for k in rows[0] if _is_metric(k)]
+    keys = list(dict.fromkeys(k for r in rows for k in r))  # every row's columns, in order
+    hyper = [k for k in keys if not _is_metric(k) and k not in ("run", "cohort", "status",
+                                                                 "best_epoch")]
+    metrics = [k for k in keys if _is_metric(k)]
     cfg_hyper = [k for k in hyper if k not in REPEAT_AXES]
     show = [m for m in metrics if m != "wall_time_s"]
     cfg_cells = []
@@ -181,9 +182,7 @@ def write(workdir: str, rows: list[dict], sort: str = "dice", title: str = "") -
     configs_ = configurations(rows, sort)
     if not is_writer():
         return configs_
-    keys = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
