@@ -279,6 +279,7 @@ class Cohort:
         # (``rounds``) with its index r; the other strategies take every replica in one call.
         seq = self.strategy == "sequential"
         self.rounds = local if seq else 1
+        self.local, self.skipped = local, 0
         over = functools.partial(replicas.over_replicas, strategy=self.strategy,
                                  num_replicas=local)
         pick = replicas.take_replica if seq else lambda tree, r: tree
@@ -350,9 +351,30 @@ class Cohort:
 
         self.keep_best = jax.jit(keep_best, donate_argnums=(0,))
 
+    def idle(self, alive, active) -> np.ndarray:
+        """Which calls of an epoch would change nothing, as ``(rounds, steps)`` host bools.
+
+        A call is idle when none of the replicas it steps is alive and active: replicas
+        that stopped early or diverged, and the trailing steps of a replica that trains
+        on fewer images (``data.fraction``). ``train_step`` leaves state and accumulators
+        untouched on such steps, so skipping the call is exact. Under ``sequential`` a
+        call steps one replica per device (device d's r-th is replica d * local + r);
+        under the other strategies one call steps them all.
+        """
+        busy = devices.to_host(alive)[:, None] & devices.to_host(active)
+        busy = busy.reshape(-1, self.local, self.steps).any(0)
+        if self.rounds == 1:
+            busy = busy.any(0, keepdims=True)
+        return ~busy
+
     def run_epoch(self, state, hp, lr, alive, plan, images, labels):
-        """Runs one epoch's steps; returns ``(state, acc)`` (acc still on the device)."""
+        """Runs one epoch's steps, skipping idle calls; returns ``(state, acc)`` (acc on device).
+
+        ``skipped`` counts the replica-steps skipped so far (calls times replicas per call).
+        """
         index, active, keys = plan
+        idle = self.idle(alive, active)
+        self.skipped += int(idle.sum()) * (self.padded // self.rounds)
         # Separate buffers: the accumulators are donated, and one buffer cannot be donated twice.
         acc = devices.place({"loss": np.zeros((self.padded,), np.float32),
                              "count": np.zeros((self.padded,), np.float32),
@@ -360,12 +382,14 @@ class Cohort:
         if self.loop == "step":
             for s in range(self.steps):
                 for r in range(self.rounds):
-                    state, acc = self.step(state, acc, hp, lr, alive, index, active, keys, s,
-                                           r, images, labels)
+                    if not idle[r, s]:
+                        state, acc = self.step(state, acc, hp, lr, alive, index, active, keys,
+                                               s, r, images, labels)
             return state, acc
         for r in range(self.rounds):
-            state, acc = self.epoch(state, acc, hp, lr, alive, index, active, keys, r, images,
-                                    labels)
+            if not idle[r].all():
+                state, acc = self.epoch(state, acc, hp, lr, alive, index, active, keys, r,
+                                        images, labels)
         return state, acc
 
     def eval(self, state, hp, images, labels, valid, volume):
@@ -653,6 +677,11 @@ def _train_and_evaluate(config, workdir, overrides, label):
         "epochs": host["epoch"], "wall_time_s": host["wall_time_s"],
         "process_time_s": time.time() - t_start,
         "complete": host["epoch"] == E or "running" not in host["status"],
-        "strategy": cohort.strategy, "loop": cohort.loop}
+        "strategy": cohort.strategy, "loop": cohort.loop,
+        # Replica-steps this launch did not compute (stopped, diverged or short replicas).
+        "skipped_replica_steps": cohort.skipped}
+    if cohort.skipped:
+        logging.info("%sskipped %d idle replica-steps (stopped, diverged or trained on fewer "
+                     "images)", label, cohort.skipped)
     outputs.write_json(os.path.join(workdir, "summary.json"), summary)
     return outputs.jsonable(summary)

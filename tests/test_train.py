@@ -83,6 +83,9 @@ def test_cohort_equals_runs_one_by_one(strategy, singles, tfds_dir, tmp_path):
     c.train.strategy = strategy
     summary = train.train_and_evaluate(c, str(tmp_path), REPLICAS)
     assert summary["strategy"] == strategy
+    # Replica 2 keeps 10 of the 20 images: 2 of the cohort's 3 steps per epoch. Sequential
+    # cohorts skip its idle third step (2 epochs); the others step all replicas together.
+    assert summary["skipped_replica_steps"] == (2 if strategy == "sequential" else 0)
     h = history(str(tmp_path))
     for r in range(3):
         for epoch in (1, 2):
@@ -124,6 +127,9 @@ def test_diverging_replica_is_isolated(tfds_dir, tmp_path):
     # kernels, whose sums round differently (~5e-6 relative on XLA CPU's Eigen kernels).
     train.train_and_evaluate(c, str(tmp_path / "without"), [good[0], {"seed": 5}, good[1]])
     assert [r["status"] for r in s_all["replicas"]] == ["finished", "diverged", "finished"]
+    # Frozen in epoch 1, the diverged replica's 3 steps of epoch 2 are skipped.
+    assert s_all["replicas"][1]["stopped_epoch"] == 1
+    assert s_all["skipped_replica_steps"] == 3
     with_h, without_h = history(str(tmp_path / "with")), history(str(tmp_path / "without"))
     for epoch in (1, 2):
         for r in (0, 2):
