@@ -99,6 +99,8 @@ def test_configuration_table_by_hand():
     assert table[1]["dice_std"] == pytest.approx(0.1414213, rel=1e-5)  # sample std of .8,.6
     md = results.markdown(rows, table)
     assert "0.7000 ± 0.1414" in md
+    assert table[0]["dice_std"] is None  # one run: no spread, shown as the bare mean
+    assert "| 0.9000 |" in md
 
 
 def test_run_rows_show_base_value_of_unswept_field():
@@ -173,6 +175,20 @@ def test_changed_sweep_refuses_workdir(jaxseg, tmp_path):
     out = jaxseg(args[:-1] + ["--config.train.epochs=2"])
     assert out.returncode == 2
     assert "holds a different sweep" in out.stderr.strip().splitlines()[-1]
+
+
+def test_time_estimate_by_hand():
+    config = configs.study("smoke")
+    config.data.phantom.num_train, config.data.phantom.num_val = 16, 8
+    config.train.batch_size, config.train.epochs = 8, 2
+    runs = [{"data.fraction": 0.5}, {"data.fraction": 1.0}]
+    for strategy, steps in (("sequential", 1 + 2), ("unroll", 2 + 2)):
+        config.train.strategy = strategy
+        (p,) = plan.plan(config, runs)
+        # Per epoch: each replica's own steps (16 or 8 images / batch 8: 2 or 1 steps; under
+        # unroll both run 2) plus a forward pass (1/3 step) over 8 val images per replica.
+        want = (steps + 2 * (8 / 8) / 3) * 2 * p.step_flops / 1e9 + 30.0
+        assert plan.cohort_seconds(p, 1e9, 30.0) == pytest.approx(want)
 
 
 def test_dry_run_prints_plan(jaxseg):

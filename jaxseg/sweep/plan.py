@@ -182,14 +182,45 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
 
 # Sustained training throughput used for time estimates (FLOP/s): the cmr96-size step's
 # 30.5 GFLOP (GUIDE §3, XLA cost analysis) over its 0.687 s on 2 CPU cores
-# (docs/benchmarks.md, 2026-11-22). Checked against whole sweeps on the same machine: the
-# 8-run grid of benchmarks/sweep_grid.py:grid8 at 10 epochs was estimated at 6.3 min and
-# took 6.8 and 8.4 min with compilation and evaluation. Backends not listed are
-# unmeasured: no estimate.
+# (docs/benchmarks.md, 2026-11-22). Backends not listed are unmeasured: no estimate.
 THROUGHPUT = {"cpu": 4.4e10}
+# Compilation of a cohort's programs (seconds): the first epoch's excess over the second in
+# the 6 cohorts of the augmentation study on 2 CPU cores (2026-11-22): 7-29 s, median 19 s.
+COMPILE_SECONDS = {"cpu": 20.0}
 
 
-def describe(plans: list[CohortPlan], num_runs: int, train_images: int | None = None) -> str:
+def split_sizes(config: ml_collections.ConfigDict) -> tuple[int, int]:
+    """Training and validation images of a config's dataset, for time estimates.
+
+    Known without reading the data for ``phantom`` (its config) and ``cmr96`` (100/20);
+    other datasets are counted as cmr96, which ``describe`` says.
+    """
+    d = config.data
+    if d.name == "phantom":
+        return int(d.phantom.num_train), int(d.phantom.num_val)
+    return 100, 20
+
+
+def cohort_seconds(p: CohortPlan, rate: float, compile_s: float) -> float:
+    """Estimated wall time of one cohort: training, evaluation and compilation.
+
+    Evaluation is a forward pass (a third of a training step's FLOPs) over the
+    validation images every epoch. Under ``sequential`` a replica that keeps fewer
+    images (``data.fraction``) runs only its own steps (idle calls are skipped);
+    the other strategies step every replica as often as the one with the most images.
+    """
+    c = p.config
+    train_images, val_images = split_sizes(c)
+    batch, epochs = int(c.train.batch_size), int(c.train.epochs)
+    fractions = np.array([float(o.get("data.fraction", c.data.fraction)) for o in p.overrides])
+    steps = np.ceil(np.maximum(1, np.round(fractions * train_images)) / batch)
+    if replicas.resolve_strategy(c.train.strategy) != "sequential":
+        steps = np.full_like(steps, steps.max())
+    eval_batches = val_images / batch / 3 * len(p.runs)
+    return (steps.sum() + eval_batches) * epochs * p.step_flops / rate + compile_s
+
+
+def describe(plans: list[CohortPlan], num_runs: int) -> str:
     """The ``--dry_run`` text: runs, cohorts, replicas per cohort, memory and time estimates."""
     backend = jax.default_backend()
     rate = THROUGHPUT.get(backend)
@@ -198,9 +229,7 @@ def describe(plans: list[CohortPlan], num_runs: int, train_images: int | None = 
     total = 0.0
     for p in plans:
         c = p.config
-        images = train_images or 100
-        steps = int(np.ceil(images / c.train.batch_size)) * int(c.train.epochs)
-        seconds = steps * p.step_flops * len(p.runs) / rate if rate else float("nan")
+        seconds = cohort_seconds(p, rate, COMPILE_SECONDS.get(backend, 0.0)) if rate else 0.0
         total += seconds
         schedules = "/".join(sorted({o.get("optim.schedule", c.optim.schedule)
                                      for o in p.overrides}))
@@ -211,5 +240,9 @@ def describe(plans: list[CohortPlan], num_runs: int, train_images: int | None = 
             f"{replicas.resolve_strategy(c.train.strategy)} | ~{p.memory / 2**20:.0f} MiB | "
             + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend"))
     if rate:
-        lines.append(f"estimated total: ~{total / 60:.1f} min (compile time not included)")
+        unknown = sorted({p.config.data.name for p in plans} - {"phantom", "cmr96"})
+        lines.append(f"estimated total: ~{total / 60:.1f} min (training, evaluation and "
+                     "compilation"
+                     + (f"; {', '.join(unknown)} counted as 100 training images" if unknown
+                        else "") + ")")
     return "\n".join(lines)

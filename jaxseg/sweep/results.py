@@ -106,7 +106,8 @@ def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
       sort: the metric to sort by (descending, except losses and HD95).
 
     Returns:
-      One dict per configuration: its hyperparameters, ``n`` and ``<metric>_mean``/``_std``.
+      One dict per configuration: its hyperparameters, ``n`` and ``<metric>_mean``/``_std``
+      (``_std`` None for a single value).
     """
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -119,7 +120,8 @@ def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
             vals = np.array([m[metric] for m in members
                              if m.get(metric) is not None and math.isfinite(m[metric])], float)
             agg[f"{metric}_mean"] = float(vals.mean()) if vals.size else None
-            agg[f"{metric}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0
+            # One value has no spread: None, shown as the bare mean (not "± 0.0000").
+            agg[f"{metric}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else None
         out.append(agg)
     sign = 1 if sort in LOWER_IS_BETTER else -1
     key = "val_loss" if sort == "loss" else sort
@@ -153,7 +155,8 @@ def tables(rows: list[dict], configs_: list[dict]):
         cells = [_fmt(c.get(k)) for k in cfg_hyper] + [str(c["n"])]
         for m in show:
             mean, std = c.get(f"{m}_mean"), c.get(f"{m}_std")
-            cells.append("-" if mean is None else f"{mean:.4f} ± {std:.4f}")
+            cells.append("-" if mean is None else f"{mean:.4f}" if std is None
+                         else f"{mean:.4f} ± {std:.4f}")
         cfg_cells.append(cells)
     cols = ["run", "cohort"] + hyper + ["status", "best_epoch"] + metrics
     run_cells = [[_fmt(r.get(k)) for k in cols] for r in rows]
