@@ -4,9 +4,10 @@ Command:
   jaxseg sweep --config=experiments/data_fraction.py --workdir=runs/data_fraction
 
 Grid: 6 fractions x 3 seeds = 18 runs in one cohort. Expected run time on 2 CPU cores (this
-project's dev machine, XLA CPU, jax 0.10.2): ~71 min by the planner's --dry_run estimate of
-2026-11-22, plus ~15% for compilation and evaluation (upsampling.py: 24 min estimated, 27.5
-min measured). Result: not yet measured on the full grid; the smoke variant runs in CI.
+project's dev machine, XLA CPU, jax 0.10.2): ~43 min by the planner's --dry_run estimate of
+2026-11-23 (training, evaluation and compilation; early stopping shortens it; measured studies
+took 7-18% longer than it: upsampling.py 27.5 min against 25.7). Result: not yet measured on
+the full grid; the smoke variant runs in CI.
 """
 
 from jaxseg import configs

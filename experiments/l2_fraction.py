@@ -5,9 +5,10 @@ Command:
 
 Grid: 5 weight decays x 6 fractions (20-100%) = 30 runs in one cohort (each replica trains on
 its own subset). Expected run time on 2 CPU cores (this project's dev machine, XLA CPU, jax
-0.10.2): ~118 min by the planner's --dry_run estimate of 2026-11-22, plus ~15% for compilation
-and evaluation (upsampling.py: 24 min estimated, 27.5 min measured). Result: not yet measured
-on the full grid; the smoke variant runs in CI.
+0.10.2): ~72 min by the planner's --dry_run estimate of 2026-11-23 (training, evaluation and
+compilation; early stopping shortens it; measured studies took 7-18% longer than it:
+upsampling.py 27.5 min against 25.7). Result: not yet measured on the full grid; the smoke
+variant runs in CI.
 """
 
 from jaxseg import configs

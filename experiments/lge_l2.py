@@ -10,10 +10,11 @@ Without a source folder the study runs on a stand-in written once to
 ~/.cache/jaxseg/lge_standin: the built-in phantom at 128x128 with masks in LGE style
 (background 0, myocardium 128, blood pool 255). No LGE data ships with jaxseg.
 
-Grid: 6 weight decays x 2 seeds = 12 runs in one cohort. Expected run time on 2 CPU cores
-(this project's dev machine, XLA CPU, jax 0.10.2): ~84 min by the planner's --dry_run estimate
-of 2026-11-22, plus ~15% for compilation and evaluation (upsampling.py: 24 min estimated, 27.5
-min measured). Result: not yet measured on the full grid; the smoke variant runs in CI.
+Grid: 6 weight decays x 2 seeds = 12 runs in one cohort. Expected run time on 2 CPU cores (this
+project's dev machine, XLA CPU, jax 0.10.2): ~89 min by the planner's --dry_run estimate of
+2026-11-23 (training, evaluation and compilation; early stopping shortens it; measured studies
+took 7-18% longer than it: upsampling.py 27.5 min against 25.7). Result: not yet measured on
+the full grid; the smoke variant runs in CI.
 """
 
 import os

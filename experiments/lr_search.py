@@ -9,10 +9,10 @@ Commands:
 Stage 1: 4 optimizers x 5 rates (1e-5...1e-1) = 20 runs, 4 cohorts. Stage 2 reads stage 1's
 results.json and tries best x {1/4, 1/2, 1, 2, 4} per optimizer (the "bisection" step): 20
 runs, 4 cohorts. Expected run time on 2 CPU cores (this project's dev machine, XLA CPU, jax
-0.10.2): ~79 min (stage 1; stage 2 is a grid of the same shape) by the planner's --dry_run
-estimate of 2026-11-22, plus ~15% for compilation and evaluation (upsampling.py: 24 min
-estimated, 27.5 min measured). Result: not yet measured on the full grid; the smoke variant
-runs in CI.
+0.10.2): ~85 min (stage 1; stage 2 is a grid of the same shape) by the planner's --dry_run
+estimate of 2026-11-23 (training, evaluation and compilation; early stopping shortens it;
+measured studies took 7-18% longer than it: upsampling.py 27.5 min against 25.7). Result: not
+yet measured on the full grid; the smoke variant runs in CI.
 """
 
 import json

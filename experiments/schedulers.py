@@ -8,10 +8,10 @@ Command:
 
 Grid: 6 schedules x 3 optimizers = 18 runs in 3 cohorts (one per optimizer: the schedule is a
 per-epoch factor set by the host, so it may differ per replica). Expected run time on 2 CPU
-cores (this project's dev machine, XLA CPU, jax 0.10.2): ~212 min (~3.5 h) by the planner's
---dry_run estimate of 2026-11-22, plus ~15% for compilation and evaluation (upsampling.py: 24
-min estimated, 27.5 min measured). Result: not yet measured on the full grid; the smoke
-variant runs in CI.
+cores (this project's dev machine, XLA CPU, jax 0.10.2): ~226 min (~3.8 h) by the planner's
+--dry_run estimate of 2026-11-23 (training, evaluation and compilation; early stopping shortens
+it; measured studies took 7-18% longer than it: upsampling.py 27.5 min against 25.7). Result:
+not yet measured on the full grid; the smoke variant runs in CI.
 """
 
 from jaxseg import configs
