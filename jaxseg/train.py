@@ -351,21 +351,24 @@ class Cohort:
 
         self.keep_best = jax.jit(keep_best, donate_argnums=(0,))
 
+    def per_call(self, busy: np.ndarray) -> np.ndarray:
+        """Per-replica flags ``(padded, ...)`` as per-call flags ``(rounds, ...)``: any replica.
+
+        Under ``sequential`` a call steps one replica per device (device d's r-th is
+        replica d * local + r); under the other strategies one call steps them all.
+        """
+        busy = np.asarray(busy).reshape(-1, self.local, *busy.shape[1:]).any(0)
+        return busy.any(0, keepdims=True) if self.rounds == 1 else busy
+
     def idle(self, alive, active) -> np.ndarray:
         """Which calls of an epoch would change nothing, as ``(rounds, steps)`` host bools.
 
         A call is idle when none of the replicas it steps is alive and active: replicas
         that stopped early or diverged, and the trailing steps of a replica that trains
         on fewer images (``data.fraction``). ``train_step`` leaves state and accumulators
-        untouched on such steps, so skipping the call is exact. Under ``sequential`` a
-        call steps one replica per device (device d's r-th is replica d * local + r);
-        under the other strategies one call steps them all.
+        untouched on such steps, so skipping the call is exact.
         """
-        busy = devices.to_host(alive)[:, None] & devices.to_host(active)
-        busy = busy.reshape(-1, self.local, self.steps).any(0)
-        if self.rounds == 1:
-            busy = busy.any(0, keepdims=True)
-        return ~busy
+        return ~self.per_call(devices.to_host(alive)[:, None] & devices.to_host(active))
 
     def run_epoch(self, state, hp, lr, alive, plan, images, labels):
         """Runs one epoch's steps, skipping idle calls; returns ``(state, acc)`` (acc on device).
@@ -392,19 +395,32 @@ class Cohort:
                                         images, labels)
         return state, acc
 
-    def eval(self, state, hp, images, labels, valid, volume):
-        """Metrics and predictions of every replica on one shared evaluation batch."""
-        return replicas.stack_rounds([self._eval(state, hp, r, images, labels, valid, volume)
-                                      for r in range(self.rounds)])
+    def _rounds(self, call, busy):
+        """Stacks ``call(r)`` over the rounds; a round without a busy replica is not run.
 
-    def eval_each(self, state, hp, images, labels, valid, volume):
+        Its place is filled with another round's output, which is never read.
+        """
+        busy = np.ones(self.rounds, bool) if busy is None else busy
+        outs = {r: call(r) for r in range(self.rounds) if busy[r]} or {0: call(0)}
+        filler = next(iter(outs.values()))
+        return replicas.stack_rounds([outs.get(r, filler) for r in range(self.rounds)])
+
+    def eval(self, state, hp, images, labels, valid, volume, busy=None):
+        """Metrics and predictions of every replica on one shared evaluation batch.
+
+        ``busy``: ``(rounds,)`` host bools from :meth:`per_call`, or None for all.
+        """
+        return self._rounds(lambda r: self._eval(state, hp, r, images, labels, valid, volume),
+                            busy)
+
+    def eval_each(self, state, hp, images, labels, valid, volume, busy=None):
         """Metrics and predictions of every replica on its own batch (leading axis R)."""
-        return replicas.stack_rounds([self._eval_each(state, hp, r, images, labels, valid,
-                                                      volume) for r in range(self.rounds)])
+        return self._rounds(lambda r: self._eval_each(state, hp, r, images, labels, valid,
+                                                      volume), busy)
 
 
 def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, config,
-             index: list[np.ndarray] | None = None):
+             index: list[np.ndarray] | None = None, alive: np.ndarray | None = None):
     """Evaluates every replica on a split (or each on its own part of it).
 
     Args:
@@ -416,12 +432,16 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
       config: the run config (``eval.hd95``).
       index: None to evaluate every replica on the whole split; else one index array per
         replica into ``split`` (k-fold: each replica's held-out fold).
+      alive: ``(R,)`` host bools, or None for all: replicas that are not alive (frozen)
+        are not evaluated (under ``sequential`` not even on the device) and get None.
 
     Returns:
       A list (one per replica) of metric dicts: ``loss``, ``dice``, ``dice_per_class``,
       ``iou``..., ``bf``..., ``accuracy``, ``hd95``... and ``volume_dice`` for volume splits.
     """
     R = cohort.R
+    alive = np.ones(R, bool) if alive is None else np.asarray(alive, bool)
+    busy = cohort.per_call(np.concatenate([alive, np.zeros(cohort.padded - R, bool)]))
     shared = index is None
     if shared:
         index = [np.arange(len(split))]
@@ -441,15 +461,19 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
                 np.where(ib >= 0, volume[take], 0).astype(np.int32))
         if shared:
             m, p = cohort.eval(state, hp, *devices.place([a[0] for a in args], cohort.mesh,
-                                                         devices.SHARED))
+                                                         devices.SHARED), busy=busy)
         else:
-            m, p = cohort.eval_each(state, hp, *devices.place(list(args), cohort.mesh))
+            m, p = cohort.eval_each(state, hp, *devices.place(list(args), cohort.mesh),
+                                    busy=busy)
         total = m if total is None else total.merge(m)
         preds.append(devices.to_host(p, R))
     preds = np.concatenate(preds, axis=1)
     total = devices.to_host(total, R)
     out = []
     for r in range(R):
+        if not alive[r]:
+            out.append(None)
+            continue
         res = jax.tree.map(lambda x, r=r: x[r], total).compute()
         row = {"loss": float(res["loss"]), **res["seg"]}
         if config.eval.hd95:
@@ -618,7 +642,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
         records = []
         if (epoch + 1) % every == 0 or epoch + 1 == E:
             rows = evaluate(cohort, state, hp, val_split, int(config.eval.batch_size), config,
-                            val_index)
+                            val_index, alive)
             improved = np.zeros(R, bool)
             for r, row in enumerate(rows):
                 if not alive[r]:
@@ -647,8 +671,9 @@ def _train_and_evaluate(config, workdir, overrides, label):
                 best = cohort.keep_best(best, state, padded(improved, False))
             if plateau_replicas.any():
                 feed = plateau_replicas & np.array([s == "running" for s in host["status"]])
-                state = cohort.plateau(state, padded(np.array([r["loss"] for r in rows],
-                                                              np.float32), 0.0),
+                # Frozen replicas have no row (not evaluated) and are not fed.
+                state = cohort.plateau(state, padded(np.array(
+                    [r["loss"] if r else 0.0 for r in rows], np.float32), 0.0),
                                        padded(feed, False))
         history.append(records)
         host["epoch"] = epoch + 1
