@@ -10,7 +10,10 @@ Grid: 5 weight decays x 6 fractions (20-100%) = 30 runs in one cohort (each repl
 its own subset). Expected run time on 2 CPU cores (this project's dev machine, XLA CPU, jax
 0.10.2): ~72 min by the planner's --dry_run estimate of 2026-11-23 (training, evaluation and
 compilation; measured studies took 7-18% longer than it: upsampling.py 27.5 min against 25.7).
-Result: not yet measured on the full grid; the smoke variant runs in CI.
+Its first launch (2026-11-23, interrupted after epoch 4) ran 120-160 s an epoch against the
+estimate's ~86 s: expect nearer 2 h. The full-stack copies of large sequential cohorts
+(docs/benchmarks.md, "Large sequential cohorts") explain part of that, not all. Result: not yet
+measured on the full grid; the smoke variant runs in CI.
 """
 
 from jaxseg import configs

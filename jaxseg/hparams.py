@@ -99,7 +99,6 @@ def table(configs_: list[ml_collections.ConfigDict]) -> dict[str, np.ndarray]:
       ``{field: (R,) array}`` for every replica field, loss weight and loss parameter;
       ``optim.momentum`` is resolved to the family default where it is ``-1``.
     """
-    get = get_field
     base = configs_[0]
     keys = list(configs.REPLICA_FIELDS)
     keys += [f"loss.weights.{t}" for t in base.loss.weights]
@@ -109,9 +108,9 @@ def table(configs_: list[ml_collections.ConfigDict]) -> dict[str, np.ndarray]:
         if key == "optim.momentum":
             t[key] = np.array([optim.resolve_momentum(c.optim) for c in configs_], np.float32)
         elif key in ("seed", "data.subset_seed"):
-            t[key] = np.array([int(get(c, key)) for c in configs_], np.int64)
+            t[key] = np.array([int(get_field(c, key)) for c in configs_], np.int64)
         else:
-            t[key] = np.array([float(get(c, key)) for c in configs_], np.float32)
+            t[key] = np.array([float(get_field(c, key)) for c in configs_], np.float32)
     for c in configs_:
         optim.validate_schedule(c.optim)
     validate(base, t)

@@ -279,7 +279,8 @@ class Cohort:
         # (``rounds``) with its index r; the other strategies take every replica in one call.
         seq = self.strategy == "sequential"
         self.rounds = local if seq else 1
-        self.local, self.skipped = local, 0
+        # Replica-steps and replica-evaluations skipped as idle (see run_epoch, evaluate).
+        self.local, self.skipped, self.skipped_evals = local, 0, 0
         over = functools.partial(replicas.over_replicas, strategy=self.strategy,
                                  num_replicas=local)
         pick = replicas.take_replica if seq else lambda tree, r: tree
@@ -442,6 +443,7 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
     R = cohort.R
     alive = np.ones(R, bool) if alive is None else np.asarray(alive, bool)
     busy = cohort.per_call(np.concatenate([alive, np.zeros(cohort.padded - R, bool)]))
+    cohort.skipped_evals += int((~busy).sum()) * (cohort.padded // cohort.rounds)
     shared = index is None
     if shared:
         index = [np.arange(len(split))]
@@ -703,10 +705,11 @@ def _train_and_evaluate(config, workdir, overrides, label):
         "process_time_s": time.time() - t_start,
         "complete": host["epoch"] == E or "running" not in host["status"],
         "strategy": cohort.strategy, "loop": cohort.loop,
-        # Replica-steps this launch did not compute (stopped, diverged or short replicas).
-        "skipped_replica_steps": cohort.skipped}
+        # Replica-steps and evaluations this launch did not compute (stopped, diverged or
+        # short replicas).
+        "skipped_replica_steps": cohort.skipped, "skipped_replica_evals": cohort.skipped_evals}
     if cohort.skipped:
-        logging.info("%sskipped %d idle replica-steps (stopped, diverged or trained on fewer "
-                     "images)", label, cohort.skipped)
+        logging.info("%sskipped %d idle replica-steps and %d evaluations of frozen replicas",
+                     label, cohort.skipped, cohort.skipped_evals)
     outputs.write_json(os.path.join(workdir, "summary.json"), summary)
     return outputs.jsonable(summary)

@@ -130,6 +130,7 @@ def test_diverging_replica_is_isolated(tfds_dir, tmp_path):
     # Frozen in epoch 1, the diverged replica's 3 steps of epoch 2 are skipped.
     assert s_all["replicas"][1]["stopped_epoch"] == 1
     assert s_all["skipped_replica_steps"] == 3
+    assert s_all["skipped_replica_evals"] == 1  # nor is it evaluated after epoch 2
     with_h, without_h = history(str(tmp_path / "with")), history(str(tmp_path / "without"))
     for epoch in (1, 2):
         for r in (0, 2):

@@ -205,16 +205,18 @@ def cohort_seconds(p: CohortPlan, rate: float, compile_s: float) -> float:
     """Estimated wall time of one cohort: training, evaluation and compilation.
 
     Evaluation is a forward pass (a third of a training step's FLOPs) over the
-    validation images every epoch. Under ``sequential`` a replica that keeps fewer
-    images (``data.fraction``) runs only its own steps (idle calls are skipped);
-    the other strategies step every replica as often as the one with the most images.
+    validation images every epoch. Under ``sequential`` with one dispatch per step a
+    replica that keeps fewer images (``data.fraction``) runs only its own steps (idle
+    calls are skipped); otherwise every replica steps as often as the one with the most
+    images.
     """
     c = p.config
     train_images, val_images = split_sizes(c)
     batch, epochs = int(c.train.batch_size), int(c.train.epochs)
     fractions = np.array([float(o.get("data.fraction", c.data.fraction)) for o in p.overrides])
     steps = np.ceil(np.maximum(1, np.round(fractions * train_images)) / batch)
-    if replicas.resolve_strategy(c.train.strategy) != "sequential":
+    if (replicas.resolve_strategy(c.train.strategy) != "sequential"
+            or replicas.resolve_loop(c.train.loop) != "step"):
         steps = np.full_like(steps, steps.max())
     eval_batches = val_images / batch / 3 * len(p.runs)
     return (steps.sum() + eval_batches) * epochs * p.step_flops / rate + compile_s

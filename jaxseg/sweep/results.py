@@ -129,6 +129,11 @@ def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
     return out
 
 
+def _columns(rows: list[dict]) -> list[str]:
+    """Every row's keys, in first-seen order (rows may differ: ``jaxseg report``'s do)."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
 def _fmt(v):
     if v is None:
         return "-"
@@ -144,7 +149,7 @@ def tables(rows: list[dict], configs_: list[dict]):
       rows: from :func:`run_rows` (or :func:`run_row`).
       configs_: from :func:`configurations`.
     """
-    keys = list(dict.fromkeys(k for r in rows for k in r))  # every row's columns, in order
+    keys = _columns(rows)
     hyper = [k for k in keys if not _is_metric(k) and k not in ("run", "cohort", "status",
                                                                  "best_epoch")]
     metrics = [k for k in keys if _is_metric(k)]
@@ -185,7 +190,7 @@ def write(workdir: str, rows: list[dict], sort: str = "dice", title: str = "") -
     configs_ = configurations(rows, sort)
     if not is_writer():
         return configs_
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    keys = _columns(rows)
     with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
