@@ -42,15 +42,18 @@ class _Program:
         index, active, keys = cohort.plan(hp["seed"], member, 0)
         acc = {"loss": jnp.zeros((num_replicas,)), "count": jnp.zeros((num_replicas,)),
                "bad": jnp.zeros((num_replicas,), bool)}
-        self.args = [state, acc, hp, jnp.full((num_replicas,), 1e-3),
-                     jnp.ones((num_replicas,), bool), index, active, keys,
-                     jnp.asarray(data.train.images), jnp.asarray(data.train.labels)]
-        self.R, self.steps, self.rounds = num_replicas, cohort.steps, cohort.rounds
+        # One set of per-replica arguments per round (one round unless ``sequential``).
+        self.parts = [list(p) for p in cohort.split_rounds(
+            (state, acc, hp, jnp.full((num_replicas,), 1e-3), jnp.ones((num_replicas,), bool),
+             index, active, keys))]
+        self.shared = [jnp.asarray(data.train.images), jnp.asarray(data.train.labels)]
+        self.cohort, self.R = cohort, num_replicas
+        self.steps, self.rounds = cohort.steps, cohort.rounds
         t0 = time.perf_counter()
         # Compiled ahead of time: the compile time is measured apart from the steps, and the
         # compiled program gives XLA's cost (FLOPs) and memory analyses. Options given here
         # are merged over the cohort's own (replicas.compiler_options).
-        lowered = cohort.step.lower(*self.args[:8], 0, 0, *self.args[8:])
+        lowered = cohort.step.lower(*self.parts[0], 0, *self.shared)
         self.compiled = (lowered.compile(compiler_options=compiler_options)
                          if compiler_options else lowered.compile())
         self.compile_s = time.perf_counter() - t0
@@ -58,9 +61,12 @@ class _Program:
         cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
         self.flops = float(cost.get("flops", float("nan"))) * self.rounds
         mem = self.compiled.memory_analysis()
+        # The other rounds' state and accumulators stay resident while one round runs.
+        resident = sum(x.nbytes for x in jax.tree.leaves(self.parts[0][:2]))
         self.memory = (float("nan") if mem is None else
                        (mem.argument_size_in_bytes + mem.output_size_in_bytes
-                        + mem.temp_size_in_bytes - mem.alias_size_in_bytes))
+                        + mem.temp_size_in_bytes - mem.alias_size_in_bytes
+                        + (self.rounds - 1) * resident))
         self.times, self.loss_sum = [], None
         self._s = 0
         self.run()  # warm-up: first dispatch, buffer allocation
@@ -71,14 +77,12 @@ class _Program:
         ``sequential`` cohorts call their one-replica program once per replica.
         """
         t0 = time.perf_counter()
-        state, acc = self.args[0], self.args[1]
-        for r in range(self.rounds):
-            state, acc = self.compiled(state, acc, *self.args[2:8], self._s, r, *self.args[8:])
-        jax.block_until_ready(acc)
+        for part in self.parts:
+            part[:2] = self.compiled(*part, self._s, *self.shared)
+        jax.block_until_ready([part[1] for part in self.parts])
         elapsed = time.perf_counter() - t0
-        self.args[0], self.args[1] = state, acc
         self._s = (self._s + 1) % self.steps
-        self.loss_sum = float(np.asarray(acc["loss"])[0])
+        self.loss_sum = float(np.asarray(self.parts[0][1]["loss"])[0])
         return elapsed
 
     def result(self) -> dict:

@@ -10,10 +10,11 @@ of stacked arguments (leading axis R) plus shared arguments (the dataset):
   price of a compile time that grows with R.
 * ``map``: ``lax.map``, a device-side loop (slow on XLA CPU, GUIDE §3).
 * ``sequential``: one replica's program, compiled once and called R times per step from
-  the host with the replica's index (its slice of the stacked state is read and written
-  in place); CPU speed is R times one replica's and the compile time does not grow with
-  R. :class:`jaxseg.train.Cohort` implements it with :func:`take_replica` and
-  :func:`put_replica`.
+  the host on that replica's own buffers (the stacked state is split into per-replica
+  buffers once per epoch and joined back for evaluation and checkpoints); CPU speed is R
+  times one replica's and the compile time does not grow with R.
+  :class:`jaxseg.train.Cohort` implements it (``split_rounds`` / ``join_rounds``);
+  evaluation reads a replica's slice with :func:`take_replica`.
 * ``auto``: chosen per backend from measurements (``docs/benchmarks.md``):
   ``sequential`` on CPU, ``vmap`` on GPU/TPU.
 
@@ -96,7 +97,7 @@ def over_replicas(fn: Callable, strategy: str, num_replicas: int) -> Callable:
     Args:
       fn: ``fn(*per_replica, *shared) -> out`` for one replica.
       strategy: ``vmap`` | ``unroll`` | ``map`` (resolve ``auto`` first; ``sequential``
-        lifts ``fn`` to a stack of one replica, see :func:`take_replica`).
+        lifts ``fn`` to a stack of one replica).
       num_replicas: R.
 
     Returns:
@@ -122,11 +123,6 @@ def over_replicas(fn: Callable, strategy: str, num_replicas: int) -> Callable:
 def take_replica(tree, r):
     """Replica ``r`` (a traced index) of a stacked pytree, keeping a leading axis of 1."""
     return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, r, 1), tree)
-
-
-def put_replica(full, part, r):
-    """Writes a one-replica stack ``part`` into ``full`` at replica ``r`` (in place if donated)."""
-    return jax.tree.map(lambda f, p: jax.lax.dynamic_update_slice_in_dim(f, p, r, 0), full, part)
 
 
 def stack_rounds(outs: list):

@@ -275,8 +275,9 @@ class Cohort:
         B = int(config.train.batch_size)
         image_shape = data.train.images.shape[1:]
         local = self.padded // (1 if mesh is None else mesh.devices.size)
-        # sequential: the programs below are one replica's, called once per local replica
-        # (``rounds``) with its index r; the other strategies take every replica in one call.
+        # sequential: the training programs below are one replica's, called once per local
+        # replica (``rounds``) on that replica's own buffers (see split_rounds); the other
+        # strategies take every replica in one call.
         seq = self.strategy == "sequential"
         self.rounds = local if seq else 1
         # Replica-steps and replica-evaluations skipped as idle (see run_epoch, evaluate).
@@ -284,7 +285,6 @@ class Cohort:
         over = functools.partial(replicas.over_replicas, strategy=self.strategy,
                                  num_replicas=local)
         pick = replicas.take_replica if seq else lambda tree, r: tree
-        put = replicas.put_replica if seq else lambda full, part, r: part
         rep, shared = devices.REPLICA, devices.SHARED
         placed = {} if mesh is None else {
             "out_shardings": jax.sharding.NamedSharding(mesh, rep)}
@@ -294,19 +294,28 @@ class Cohort:
         self.plan = jax.jit(jax.vmap(functools.partial(epoch_plan, batch_size=B, steps=steps),
                                      in_axes=(0, 0, None)), compiler_options=_FAST_COMPILE,
                             **placed)
+        # Why sequential rounds get buffers of their own: a step that reads its replica's
+        # slice of the stacked state and writes it back (dynamic_update_slice) made XLA CPU
+        # copy whole stacked Adam moments and parameters on every call (296 f32[R, ...]
+        # copies at R=32, benchmarks/sequential_copies.py), so a call cost O(R) memory
+        # traffic. Split once per epoch, each call touches only its replica's state.
+        self._split = self._join = None
+        if seq:
+            self._split = jax.jit(devices.shard_map(
+                lambda tree: [jax.tree.map(lambda x, r=r: x[r:r + 1], tree) for r in range(local)],
+                mesh, in_specs=(rep,), out_specs=rep), compiler_options=_FAST_COMPILE)
+            self._join = jax.jit(devices.shard_map(
+                lambda trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees),
+                mesh, in_specs=(rep,), out_specs=rep), compiler_options=_FAST_COMPILE)
         step_r = over(functools.partial(train_step, static))
 
-        def one_step_local(state, acc, hp, lr, alive, index, active, keys, s, r, images,
-                           labels):
+        def one_step_local(state, acc, hp, lr, alive, index, active, keys, s, images, labels):
             take = lambda a: jax.lax.dynamic_index_in_dim(a, s, 1, keepdims=False)  # noqa: E731
-            st, ac, hp, lr, alive, index, active, keys = pick(
-                (state, acc, hp, lr, alive, index, active, keys), r)
-            st, ac = step_r((st, ac, hp, lr, alive, take(index), take(active), take(keys)),
-                            (images, labels))
-            return put(state, st, r), put(acc, ac, r)
+            return step_r((state, acc, hp, lr, alive, take(index), take(active), take(keys)),
+                          (images, labels))
 
         # Each device steps its own replicas: nothing crosses devices inside a step.
-        one_step = devices.shard_map(one_step_local, mesh, in_specs=(rep,) * 8 + (shared,) * 4,
+        one_step = devices.shard_map(one_step_local, mesh, in_specs=(rep,) * 8 + (shared,) * 3,
                                      out_specs=(rep, rep))
 
         fast = replicas.compiler_options(config.train.xla_options)
@@ -315,10 +324,10 @@ class Cohort:
         else:
             unroll = int(config.train.scan_unroll)
 
-            def epoch(state, acc, hp, lr, alive, index, active, keys, r, images, labels):
+            def epoch(state, acc, hp, lr, alive, index, active, keys, images, labels):
                 def body(carry, s):
                     st, ac = carry
-                    return one_step(st, ac, hp, lr, alive, index, active, keys, s, r, images,
+                    return one_step(st, ac, hp, lr, alive, index, active, keys, s, images,
                                     labels), None
                 (state, acc), _ = jax.lax.scan(body, (state, acc), jnp.arange(steps),
                                                unroll=unroll)
@@ -371,10 +380,24 @@ class Cohort:
         """
         return ~self.per_call(devices.to_host(alive)[:, None] & devices.to_host(active))
 
+    def split_rounds(self, tree) -> list:
+        """A stacked per-replica tree as one tree per round, each in buffers of its own.
+
+        Under ``sequential`` round ``r`` holds replica ``r`` of every device's share
+        (leading axis: devices); otherwise the one round is ``tree`` itself.
+        """
+        return [tree] if self._split is None else self._split(tree)
+
+    def join_rounds(self, trees: list):
+        """The inverse of :meth:`split_rounds`: one stack in replica order."""
+        return trees[0] if self._join is None else self._join(trees)
+
     def run_epoch(self, state, hp, lr, alive, plan, images, labels):
         """Runs one epoch's steps, skipping idle calls; returns ``(state, acc)`` (acc on device).
 
         ``skipped`` counts the replica-steps skipped so far (calls times replicas per call).
+        Under ``sequential`` the stacked ``state`` is consumed (its buffers are deleted once
+        split into rounds), as a donated argument would be.
         """
         index, active, keys = plan
         idle = self.idle(alive, active)
@@ -383,18 +406,18 @@ class Cohort:
         acc = devices.place({"loss": np.zeros((self.padded,), np.float32),
                              "count": np.zeros((self.padded,), np.float32),
                              "bad": np.zeros((self.padded,), bool)}, self.mesh)
-        if self.loop == "step":
-            for s in range(self.steps):
-                for r in range(self.rounds):
-                    if not idle[r, s]:
-                        state, acc = self.step(state, acc, hp, lr, alive, index, active, keys,
-                                               s, r, images, labels)
-            return state, acc
-        for r in range(self.rounds):
-            if not idle[r].all():
-                state, acc = self.epoch(state, acc, hp, lr, alive, index, active, keys, r,
-                                        images, labels)
-        return state, acc
+        rounds = [list(part) for part in self.split_rounds(
+            (state, acc, hp, lr, alive, index, active, keys))]
+        if self._split is not None:  # the rounds hold copies: free the stack now, not later
+            jax.tree.map(lambda x: x.delete(), (state, acc))
+        for s in range(self.steps if self.loop == "step" else 1):
+            for r, part in enumerate(rounds):
+                if self.loop == "step" and not idle[r, s]:
+                    part[:2] = self.step(*part, s, images, labels)
+                elif self.loop == "scan" and not idle[r].all():
+                    part[:2] = self.epoch(*part, images, labels)
+        return (self.join_rounds([part[0] for part in rounds]),
+                self.join_rounds([part[1] for part in rounds]))
 
     def _rounds(self, call, busy):
         """Stacks ``call(r)`` over the rounds; a round without a busy replica is not run.

@@ -90,6 +90,9 @@ def test_cohort_equals_runs_one_by_one(strategy, singles, tfds_dir, tmp_path):
     for r in range(3):
         for epoch in (1, 2):
             assert_same_metrics(h[(r, epoch)], singles[r][(0, epoch)])
+            if strategy == "sequential":  # each replica's own buffers: the lone run's program
+                assert [h[(r, epoch)][k] for k in METRICS] == \
+                    [singles[r][(0, epoch)][k] for k in METRICS]
     # Different hyperparameters really gave different runs.
     assert h[(0, 2)]["train_loss"] != h[(1, 2)]["train_loss"]
 
@@ -113,8 +116,10 @@ def test_fold_cohort_equals_folds_one_by_one(tfds_dir, tmp_path):
 def test_scan_loop_equals_step_loop(singles, tfds_dir, tmp_path):
     c = tiny_config(tfds_dir)
     c.train.loop = "scan"
-    train.train_and_evaluate(c, str(tmp_path), REPLICAS[:1])
-    assert_same_metrics(history(str(tmp_path))[(0, 2)], singles[0][(0, 2)])
+    c.train.strategy = "sequential"  # one scanned epoch per replica, on its own buffers
+    train.train_and_evaluate(c, str(tmp_path), REPLICAS)
+    for r in range(3):
+        assert_same_metrics(history(str(tmp_path))[(r, 2)], singles[r][(0, 2)])
 
 
 def test_diverging_replica_is_isolated(tfds_dir, tmp_path):

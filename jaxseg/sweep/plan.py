@@ -77,6 +77,12 @@ def _signature(config: ml_collections.ConfigDict) -> str:
     return json.dumps(static, sort_keys=True, default=str)
 
 
+# Under ``sequential`` a replica's state counts 7 parameter copies instead of 5: the 5 of
+# :func:`estimate` plus a second copy of the parameters and both Adam moments while the epoch
+# splits the stacked state into rounds and joins it back.
+SEQUENTIAL_STATE = 7 / 5
+
+
 def estimate(config: ml_collections.ConfigDict) -> tuple[float, float, float]:
     """Memory (bytes) and FLOPs of one replica's training step, from the architecture.
 
@@ -170,6 +176,8 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
                 o[f"loss.weights.{t}"] = float(c.loss.weights[t]) if t in c.loss.weights else 0.0
             per_run.append(o)
         state, act, flops = estimate(base)
+        if sequential:  # the epoch's split into rounds briefly holds a second copy of the
+            state *= SEQUENTIAL_STATE  # parameters and both moments (Cohort.split_rounds)
         live = n_devices if sequential else 0  # 0: every replica's activations
         limit = max(1, int((budget - act * live) // (state + (0 if sequential else act))))
         if cap:
