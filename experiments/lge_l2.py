@@ -6,9 +6,13 @@ Command (your LGE data as images/ + masks/ PNGs under train/ and val/):
   jaxseg sweep --config=experiments/lge_l2.py --workdir=runs/lge_l2 \
       --config.data.source_dir=/path/to/lge_folder
 
-Without a source folder the study runs on a stand-in written once to
-~/.cache/jaxseg/lge_standin: the built-in phantom at 128x128 with masks in LGE style
-(background 0, myocardium 128, blood pool 255). No LGE data ships with jaxseg.
+No LGE data ships with jaxseg. Without a source folder the study runs on a stand-in written
+once under ~/.cache/jaxseg/: with ACDC beside the checkout (../shared/data/acdc or
+$JAXSEG_SHARED_DATA/acdc), real cine slices in LGE layout (jaxseg/data/lge.py: the
+mid-ventricular slice of each frame, a 128x128 heart crop, MYO 128, LV blood pool 255, RV
+as background; 30/10/10 patients = 60/20/20 images, the study's split); without ACDC, the
+built-in phantom at 128x128 with masks in the same style. The smoke variant always uses the
+phantom.
 
 Grid: 6 weight decays x 2 seeds = 12 runs in one cohort. Expected run time on 2 CPU cores (this
 project's dev machine, XLA CPU, jax 0.10.2): ~89 min by the planner's --dry_run estimate of
@@ -20,7 +24,7 @@ the full grid; the smoke variant runs in CI.
 import os
 
 from jaxseg import configs
-from jaxseg.data import phantom
+from jaxseg.data import lge, phantom
 from jaxseg.sweep.expand import grid
 
 STANDIN = os.path.expanduser("~/.cache/jaxseg/lge_standin")
@@ -29,11 +33,10 @@ STANDIN = os.path.expanduser("~/.cache/jaxseg/lge_standin")
 def _standin(size: int, train: int, val: int) -> str:
     root = f"{STANDIN}_{size}_{train}_{val}"
     if not os.path.isdir(os.path.join(root, "val", "masks")):
-        levels, cmap = (0, 128, 255), {2: 1, 3: 2}  # MYO -> 128, LV blood pool -> 255
-        phantom.write_folder(os.path.join(root, "train"),
-                             phantom.phantom_split(11, train, size), levels, cmap)
-        phantom.write_folder(os.path.join(root, "val"),
-                             phantom.phantom_split(12, val, size), levels, cmap)
+        phantom.write_folder(os.path.join(root, "train"), phantom.phantom_split(11, train, size),
+                             lge.GREY_LEVELS, lge.CLASS_MAP)
+        phantom.write_folder(os.path.join(root, "val"), phantom.phantom_split(12, val, size),
+                             lge.GREY_LEVELS, lge.CLASS_MAP)
     return root
 
 
@@ -47,7 +50,12 @@ def get_config(arg=None):
     c.data.class_names = ("bg", "MYO", "blood")
     c.data.grey_levels = (0, 128, 255)
     c.data.image_size = size
-    c.data.source_dir = _standin(size, 16 if smoke else 60, 8 if smoke else 20)
+    acdc = os.path.join(configs.shared_data(), "acdc")
+    if not smoke and os.path.exists(os.path.join(acdc, "train_slices.list")):
+        c.data.source_dir = lge.write_lge_folder(
+            acdc, os.path.expanduser(f"~/.cache/jaxseg/lge_acdc_{size}"), size)
+    else:
+        c.data.source_dir = _standin(size, 16 if smoke else 60, 8 if smoke else 20)
     c.optim.weight_decay_mode = "coupled"
     return c
 

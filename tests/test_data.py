@@ -6,7 +6,7 @@ from conftest import shared_dir
 from PIL import Image
 
 from jaxseg import configs
-from jaxseg.data import augment, builders, datasets, phantom, preprocess
+from jaxseg.data import augment, builders, datasets, lge, phantom, preprocess, readers
 from jaxseg.errors import JaxsegError
 
 
@@ -85,6 +85,44 @@ def test_folder_grey_levels(tmp_path, tfds_dir):
     assert d.train.labels.shape == (3, 8, 8)
     np.testing.assert_array_equal(np.unique(d.train.labels[0]), [0, 1, 2])
     assert d.train.labels[0, 2, 0] == 1 and d.train.labels[0, 6, 0] == 2
+
+
+def test_heart_crop_by_hand():
+    image = np.arange(36, dtype=np.float32).reshape(6, 6)
+    label = np.zeros((6, 6), np.uint8)
+    label[0, 0] = 3  # centroid (0, 0): the crop's centre, with zeros above and left
+    crop, lab = lge.heart_crop(image, label, 4)
+    np.testing.assert_array_equal(crop[2:, 2:], [[0, 1], [6, 7]])
+    assert crop[:2].sum() == 0 and crop[:, :2].sum() == 0 and lab[2, 2] == 3
+    with pytest.raises(JaxsegError, match="no labelled pixel"):
+        lge.heart_crop(image, np.zeros_like(label), 4)
+
+
+def test_lge_standin_from_acdc(tmp_path, tfds_dir):
+    src = shared_dir("acdc")
+    root = lge.write_lge_folder(src, str(tmp_path / "lge"), size=64, patients=(2, 1, 1))
+    by_patient = lge.mid_slices(src)
+    patients = sorted(by_patient)
+    # Patients, not slices, are split: 2 frames each, in sorted patient order.
+    for split, count in (("train", 4), ("val", 2), ("test", 2)):
+        assert len(list((tmp_path / "lge" / split / "masks").glob("*.png"))) == count
+    # The first val image is the mid slice of the third patient's first frame, mapped by hand.
+    name = by_patient[patients[2]][0]
+    image, label = readers.read_h5(f"{src}/data/{name}.h5")
+    want_img, want_lab = lge.heart_crop(image, label, 64)
+    grey = np.asarray(Image.open(f"{root}/val/masks/img0000.png"))
+    np.testing.assert_array_equal(grey == 128, want_lab == 2)
+    np.testing.assert_array_equal(grey == 255, want_lab == 3)
+    assert set(np.unique(grey)) == {0, 128, 255}
+    np.testing.assert_array_equal(np.asarray(Image.open(f"{root}/val/images/img0000.png")),
+                                  (np.clip(want_img, 0, 1) * 255).astype(np.uint8))
+    d = datasets.load(data_cfg("folder", tfds_dir, source_dir=root, num_classes=3,
+                               grey_levels=(0, 128, 255), image_size=64))
+    assert d.train.labels.shape == (4, 64, 64) and d.val.labels.shape == (2, 64, 64)
+    assert set(np.unique(d.train.labels)) == {0, 1, 2}
+    # A second call leaves the finished folder alone (no rewrite, no temporary left).
+    assert lge.write_lge_folder(src, root, size=64, patients=(2, 1, 1)) == root
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lge"]
 
 
 @pytest.mark.parametrize("problem, message", [

@@ -196,6 +196,18 @@ def test_time_estimate_by_hand():
         assert plan.cohort_seconds(p, 1e9, 30.0) == pytest.approx(want)
 
 
+def test_time_estimate_counts_a_folders_images(tmp_path):
+    from jaxseg.data import phantom
+
+    config = configs.study("smoke")
+    config.data.name, config.data.source_dir = "folder", str(tmp_path)
+    assert plan.split_sizes(config) == (100, 20)  # nothing there yet: counted as cmr96
+    phantom.write_folder(str(tmp_path / "train"), phantom.phantom_split(0, 5, 16), (0, 1, 2, 3))
+    phantom.write_folder(str(tmp_path / "val"), phantom.phantom_split(1, 3, 16), (0, 1, 2, 3))
+    assert plan.split_sizes(config) == (5, 3)
+    assert "counted as" not in plan.describe(plan.plan(config, [{}]), 1)
+
+
 def test_dry_run_prints_plan(jaxseg):
     out = jaxseg(["sweep", f"--config={ROOT}/experiments/optimizer_lr.py", "--dry_run"])
     assert out.returncode == 0

@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg import hparams, losses, replicas
+from jaxseg.data import readers
 from jaxseg.errors import JaxsegError
 
 
@@ -200,13 +201,25 @@ COMPILE_SECONDS = {"cpu": 20.0}
 def split_sizes(config: ml_collections.ConfigDict) -> tuple[int, int]:
     """Training and validation images of a config's dataset, for time estimates.
 
-    Known without reading the data for ``phantom`` (its config) and ``cmr96`` (100/20);
-    other datasets are counted as cmr96, which ``describe`` says.
+    Known without reading the data for ``phantom`` (its config), ``cmr96`` (100/20) and a
+    ``folder`` with ``train/`` and ``val/`` sub-folders (its PNGs counted); other datasets
+    are counted as cmr96, which ``describe`` says.
     """
     d = config.data
     if d.name == "phantom":
         return int(d.phantom.num_train), int(d.phantom.num_val)
-    return 100, 20
+    counts = _folder_counts(config)
+    return counts if counts else (100, 20)
+
+
+def _folder_counts(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
+    """Training and validation PNGs of a ``folder`` dataset split into sub-folders, or None."""
+    d = config.data
+    if d.name != "folder" or not d.source_dir:
+        return None
+    n = [len(readers.png_files(os.path.join(d.source_dir, split, "images")))
+         for split in ("train", str(d.val_split))]
+    return (n[0], n[1]) if n[0] and n[1] else None
 
 
 def cohort_seconds(p: CohortPlan, rate: float, compile_s: float) -> float:
@@ -250,7 +263,9 @@ def describe(plans: list[CohortPlan], num_runs: int) -> str:
             f"{replicas.resolve_strategy(c.train.strategy)} | ~{p.memory / 2**20:.0f} MiB | "
             + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend"))
     if rate:
-        unknown = sorted({p.config.data.name for p in plans} - {"phantom", "cmr96"})
+        unknown = sorted({p.config.data.name for p in plans
+                          if p.config.data.name not in ("phantom", "cmr96")
+                          and not _folder_counts(p.config)})
         lines.append(f"estimated total: ~{total / 60:.1f} min (training, evaluation and "
                      "compilation"
                      + (f"; {', '.join(unknown)} counted as 100 training images" if unknown
