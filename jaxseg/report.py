@@ -40,14 +40,29 @@ MAX_BARS = 12  # configurations in per_class.png
 def _label(config: dict, keys: list[str]) -> str:
     if not keys:
         return "run"
-    return ", ".join(f"{k.rsplit('.', 1)[-1]}={results._fmt(config.get(k))}" for k in keys)
+    return ", ".join(results._fmt(config.get(k)) if k == "label" else
+                     f"{k.rsplit('.', 1)[-1]}={results._fmt(config.get(k))}" for k in keys)
 
 
 def _varying(configs_: list[dict]) -> list[str]:
-    """The hyperparameters that differ between configurations (what names them)."""
+    """The hyperparameters that differ between configurations (what names them).
+
+    An experiment's ``label`` names its configurations in the experiment author's words:
+    where one varies, the fields it determines (the same value under each label, such as
+    the loss weights behind "ce+dice") are left out of the names, which stay short enough
+    for a figure's legend and axis.
+    """
+    def value(c, k):
+        return json.dumps(c.get(k), default=str)
+
     keys = [k for k in configs_[0] if k not in ("n", "diverged") and not k.endswith(
         ("_mean", "_std"))]
-    return [k for k in keys if len({json.dumps(c.get(k), default=str) for c in configs_}) > 1]
+    keys = [k for k in keys if len({value(c, k) for c in configs_}) > 1]
+    if "label" in keys:
+        labels = len({value(c, "label") for c in configs_})
+        keys = ["label"] + [k for k in keys if k != "label" and len(
+            {(value(c, "label"), value(c, k)) for c in configs_}) > labels]
+    return keys
 
 
 def _histories(wd: workdir_lib.Workdir) -> dict:
@@ -61,7 +76,7 @@ def _histories(wd: workdir_lib.Workdir) -> dict:
 
 
 def _curves(path: str, groups: list[tuple[str, list]], histories: dict) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2 + 0.3 * (-(-len(groups) // 4))))
     colours = plt.cm.tab10(np.linspace(0, 1, 10))
     for (label, members), colour in zip(groups, colours, strict=False):
         for ax, key in zip(axes, ("train_loss", "loss", "dice"), strict=True):
@@ -83,8 +98,13 @@ def _curves(path: str, groups: list[tuple[str, list]], histories: dict) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
-    axes[2].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    # One legend below the three panels: inside one of them it hides the curves.
+    handles, names = axes[0].get_legend_handles_labels()
+    rows = -(-len(names) // 4)
+    fig.tight_layout(rect=(0, 0.07 * rows, 1, 1))
+    if names:
+        fig.legend(handles, names, loc="lower center", ncols=min(4, len(names)), fontsize=8,
+                   frameon=False)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -103,7 +123,8 @@ def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[
     ax.set_ylabel("validation Dice")
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncols=len(names))
+    ax.legend(fontsize=8, ncols=len(names), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              frameon=False)  # above the bars, not over them
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -215,3 +215,23 @@ def test_a_cohort_being_trained_is_listed_as_running(tmp_path):
     assert workdir.Workdir(str(cohort)).cohorts[0].state == "interrupted"
     workdir.remove_lock(str(cohort))  # not this process's lock any more: left alone
     assert (cohort / "lock.json").exists()
+
+
+def test_configuration_names_use_the_experiments_label():
+    from jaxseg import report
+
+    def cfg(label, weights, lam):
+        return {"label": label, "loss.weights": weights, "loss.params.lam": lam, "seed": 0,
+                "n": 2, "dice_mean": 0.5, "dice_std": 0.1}
+
+    configs_ = [cfg("switching", {"switching": 1.0}, 0.2),
+                cfg("switching", {"switching": 1.0}, 0.4),
+                cfg("dice_inv", {"dice_inv": 1.0}, 0.2)]
+    # The weights follow from the label (left out); lam varies under one label (kept).
+    keys = report._varying(configs_)
+    assert keys == ["label", "loss.params.lam"]
+    assert report._label(configs_[1], keys) == "switching, lam=0.4"
+    # Without a label every differing field names the configuration.
+    for c in configs_:
+        del c["label"]
+    assert report._varying(configs_) == ["loss.weights", "loss.params.lam"]
