@@ -80,6 +80,7 @@ def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict
                         overrides[key] = None
             row = run_row(run_index, p.name, overrides, rep["status"],
                           rep["best_epoch"], rep.get("best"), class_names)
+            # Replicas train together: a run's time is its share of the cohort's.
             row["wall_time_s"] = s["wall_time_s"] / max(len(p.runs), 1)
             rows.append(row)
     rows.sort(key=lambda x: x["run"])
@@ -178,7 +179,9 @@ def markdown(rows: list[dict], configs_: list[dict], title: str = "") -> str:
     """Both tables as Markdown."""
     (cfg_header, cfg_cells), (run_header, run_cells) = tables(rows, configs_)
     lines = [f"# {title or 'Sweep results'}", "", f"{len(rows)} runs, {len(configs_)} "
-             "configurations. Metrics on the validation split at each run's best epoch.", "",
+             "configurations. Metrics on the validation split at each run's best epoch; "
+             "wall_time_s is a run's share of its cohort's training time (the cohort's "
+             "time over its runs: replicas train together).", "",
              "## Configurations (mean ± std over seeds/folds)", ""]
     lines += markdown_table(cfg_header, cfg_cells)
     lines += ["", "## Runs", ""] + markdown_table(run_header, run_cells)
