@@ -7,8 +7,9 @@ Grid: each stage alone at 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, plus all stages togethe
 rates, plus no dropout = 25 runs in one cohort (rates are traced per replica). Expected run
 time on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2): ~105 min by the
 planner's --dry_run estimate of 2026-11-23 (training, evaluation and compilation; early
-stopping shortens it; measured studies took 7-18% longer than it: upsampling.py 27.5 min
-against 25.7). Result: not yet measured on the full grid; the smoke variant runs in CI.
+stopping shortens it; measured studies took 0.43x to 1.18x of it: 7-18% longer on 2026-11-22,
+less than half on 2026-11-23, when the machine ran about twice as fast). Result: not yet
+measured on the full grid; the smoke variant runs in CI.
 """
 
 from jaxseg import configs

@@ -11,8 +11,9 @@ results.json and tries best x {1/4, 1/2, 1, 2, 4} per optimizer (the "bisection"
 runs, 4 cohorts. Expected run time on 2 CPU cores (this project's dev machine, XLA CPU, jax
 0.10.2): ~85 min (stage 1; stage 2 is a grid of the same shape) by the planner's --dry_run
 estimate of 2026-11-23 (training, evaluation and compilation; early stopping shortens it;
-measured studies took 7-18% longer than it: upsampling.py 27.5 min against 25.7). Result: not
-yet measured on the full grid; the smoke variant runs in CI.
+measured studies took 0.43x to 1.18x of it: 7-18% longer on 2026-11-22, less than half on
+2026-11-23, when the machine ran about twice as fast). Result: not yet measured on the full
+grid; the smoke variant runs in CI.
 """
 
 import json
