@@ -130,6 +130,50 @@ def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[
     plt.close(fig)
 
 
+def grid_axes(configs_: list[dict], keys: list[str]) -> tuple[str, str] | None:
+    """The two numeric fields of a two-axis grid (rows, columns), or None.
+
+    A study whose configurations differ in exactly two numeric hyperparameters (weight
+    decay x data fraction, say) is read best as the source studies printed it: a matrix.
+    """
+    if len(keys) != 2:
+        return None
+    for k in keys:
+        if not all(isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool)
+                   for c in configs_):
+            return None
+    return keys[0], keys[1]
+
+
+def _heatmap(path: str, configs_: list[dict], axes: tuple[str, str], metric: str) -> None:
+    rows_key, cols_key = axes
+    rows = sorted({c[rows_key] for c in configs_})
+    cols = sorted({c[cols_key] for c in configs_})
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for c in configs_:
+        value = c.get(f"{metric}_mean")
+        if value is not None:
+            grid[rows.index(c[rows_key]), cols.index(c[cols_key])] = value
+    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.5, 0.55 * len(rows) + 1.8))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    finite = grid[np.isfinite(grid)]
+    middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if np.isfinite(grid[i, j]):  # dark text on the bright end of viridis
+                ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
+                        color="black" if grid[i, j] > middle else "white")
+    ax.set_xticks(range(len(cols)), [results._fmt(v) for v in cols])
+    ax.set_yticks(range(len(rows)), [results._fmt(v) for v in rows])
+    ax.set_xlabel(cols_key)
+    ax.set_ylabel(rows_key)
+    ax.set_title(f"validation {metric} (mean over seeds/folds)")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def difference_map(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """RGB picture of the errors: missed foreground blue, false foreground red, wrong class yellow.
 
@@ -234,6 +278,11 @@ def build(workdir: str, out: str | None = None, panels: int = 4, sort: str | Non
         ("per_class.png", "Validation Dice per class at each run's best epoch, mean ± std "
          "over seeds/folds" + (f" (the {MAX_BARS} best configurations)."
                                if len(configs_) > MAX_BARS else "."))]
+    axes = grid_axes(configs_, varying)
+    if axes:
+        _heatmap(os.path.join(out, "grid.png"), configs_, axes, sort)
+        figures.insert(0, ("grid.png", f"Validation {sort} over the grid ({axes[0]} x "
+                           f"{axes[1]}), mean over seeds/folds at each run's best epoch."))
     notes = []
     try:
         figures += _image_panels(out, configs_, labels, members, sort, panels)

@@ -129,16 +129,17 @@ def test_report_is_self_contained(sweep, tmp_path, tfds_dir, xla_cache):
     rep = tmp_path / "rep"
     parser = _Refs()
     parser.feed((rep / "report.html").read_text())
-    assert parser.tags.count("table") == 2 and parser.tags.count("img") == 4
+    # The smoke grid is weight decay x data fraction: a matrix figure too (grid.png).
+    assert parser.tags.count("table") == 2 and parser.tags.count("img") == 5
     for ref in parser.refs:  # only files inside the report folder
         assert "/" not in ref and ":" not in ref and (rep / ref).is_file(), ref
-    assert set(parser.refs) == {"curves.png", "per_class.png", "panels_best.png",
+    assert set(parser.refs) == {"grid.png", "curves.png", "per_class.png", "panels_best.png",
                                 "panels_worst.png"}
     for ref in parser.refs:
         with Image.open(rep / ref) as im:
             assert im.size[0] > 400 and im.size[1] > 200
     md = (rep / "report.md").read_text()
-    assert md.count("](") == 4 and f"{runs[0]['dice']:.4f}" in md
+    assert md.count("](") == 5 and f"{runs[0]['dice']:.4f}" in md
 
 
 def test_errors_name_the_culprit(sweep, tmp_path, tfds_dir, xla_cache):
@@ -235,3 +236,21 @@ def test_configuration_names_use_the_experiments_label():
     for c in configs_:
         del c["label"]
     assert report._varying(configs_) == ["loss.weights", "loss.params.lam"]
+
+
+def test_two_axis_grid_gets_a_matrix(tmp_path):
+    from jaxseg import report
+
+    configs_ = [{"optim.weight_decay": wd, "data.fraction": f, "n": 1,
+                 "dice_mean": wd + f, "dice_std": None}
+                for wd in (0.0, 1e-3) for f in (0.5, 1.0)]
+    keys = report._varying(configs_)
+    assert report.grid_axes(configs_, keys) == ("optim.weight_decay", "data.fraction")
+    report._heatmap(str(tmp_path / "grid.png"), configs_, ("optim.weight_decay",
+                                                            "data.fraction"), "dice")
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+    # One axis, a third axis, or a non-numeric axis: no matrix.
+    assert report.grid_axes(configs_, keys[:1]) is None
+    assert report.grid_axes(configs_, keys + ["seed"]) is None
+    named = [dict(c, label="a") for c in configs_]
+    assert report.grid_axes(named, ["label", "data.fraction"]) is None
