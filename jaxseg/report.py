@@ -116,7 +116,9 @@ def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[
     x = np.arange(len(configs_))
     for i, name in enumerate(names):
         mean = [c.get(f"dice_{name}_mean") or 0.0 for c in configs_]
-        std = [c.get(f"dice_{name}_std") or 0.0 for c in configs_]
+        # A single run has no spread: no error bar rather than one of length zero.
+        std = [c.get(f"dice_{name}_std") if c.get(f"dice_{name}_std") is not None else np.nan
+               for c in configs_]
         ax.bar(x + (i - (len(names) - 1) / 2) * width, mean, width, yerr=std, capsize=2,
                label=name, color=predict.COLOURS[i + 1] / 255)
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
