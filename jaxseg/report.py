@@ -147,7 +147,12 @@ def grid_axes(configs_: list[dict], keys: list[str]) -> tuple[str, str] | None:
     return keys[0], keys[1]
 
 
-def _heatmap(path: str, configs_: list[dict], axes: tuple[str, str], metric: str) -> None:
+def grid_matrix(configs_: list[dict], axes: tuple[str, str], metric: str):
+    """The mean ``metric`` of a two-axis grid as a matrix.
+
+    Returns:
+      ``(row values, column values, matrix)``, values ascending; NaN where a cell has no run.
+    """
     rows_key, cols_key = axes
     rows = sorted({c[rows_key] for c in configs_})
     cols = sorted({c[cols_key] for c in configs_})
@@ -156,6 +161,12 @@ def _heatmap(path: str, configs_: list[dict], axes: tuple[str, str], metric: str
         value = c.get(f"{metric}_mean")
         if value is not None:
             grid[rows.index(c[rows_key]), cols.index(c[cols_key])] = value
+    return rows, cols, grid
+
+
+def _heatmap(path: str, configs_: list[dict], axes: tuple[str, str], metric: str) -> None:
+    rows_key, cols_key = axes
+    rows, cols, grid = grid_matrix(configs_, axes, metric)
     fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.5, 0.55 * len(rows) + 1.8))
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     finite = grid[np.isfinite(grid)]

@@ -241,11 +241,16 @@ def test_configuration_names_use_the_experiments_label():
 def test_two_axis_grid_gets_a_matrix(tmp_path):
     from jaxseg import report
 
+    # Cells by hand: dice = 10 * weight decay + fraction; the (1e-3, 0.5) cell has no run.
     configs_ = [{"optim.weight_decay": wd, "data.fraction": f, "n": 1,
-                 "dice_mean": wd + f, "dice_std": None}
-                for wd in (0.0, 1e-3) for f in (0.5, 1.0)]
+                 "dice_mean": 10 * wd + f, "dice_std": None}
+                for wd, f in ((1e-3, 1.0), (0.0, 0.5), (0.0, 1.0))]
     keys = report._varying(configs_)
     assert report.grid_axes(configs_, keys) == ("optim.weight_decay", "data.fraction")
+    rows, cols, matrix = report.grid_matrix(configs_, ("optim.weight_decay", "data.fraction"),
+                                            "dice")
+    assert rows == [0.0, 1e-3] and cols == [0.5, 1.0]
+    np.testing.assert_array_equal(matrix, [[0.5, 1.0], [np.nan, 1.01]])
     report._heatmap(str(tmp_path / "grid.png"), configs_, ("optim.weight_decay",
                                                             "data.fraction"), "dice")
     assert (tmp_path / "grid.png").stat().st_size > 1000
