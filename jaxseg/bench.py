@@ -6,9 +6,11 @@ of R replicas under each strategy, against R single-replica steps one after anot
 :func:`variants_table` compares variants (XLA options, model choices) the same way.
 Every program of a table is compiled first and then timed round-robin, one step each in
 turn, so that the ratios are measured side by side. Used by ``jaxseg bench`` and by
-``benchmarks/`` to write ``docs/benchmarks.md``.
+``benchmarks/`` to write ``docs/benchmarks.md``; :func:`calibrate` times the cohorts of a
+sweep plan for ``jaxseg sweep --calibrate``.
 """
 
+import json
 import time
 
 import jax
@@ -172,6 +174,44 @@ def variants_table(config, variants: dict, num_replicas: int = 1, strategy: str 
     return [{"variant": name, "overrides": ov, "options": o, **m, "ratio": m["step_s"] / ref,
              "loss_sum": p.loss_sum}
             for (name, (ov, o)), m, p in zip(variants.items(), results, programs, strict=True)]
+
+
+def _architecture(config) -> str:
+    """What sets a training step's cost: the model, batch, image size and strategy."""
+    return json.dumps([config.model.to_dict(), int(config.train.batch_size),
+                       config.augment.crop or config.data.image_size or config.data.phantom.size,
+                       config.train.strategy, config.data.name], sort_keys=True, default=str)
+
+
+def calibrate(plans, repeats: int = 3) -> dict:
+    """Times one replica's training step of every distinct architecture in a sweep plan.
+
+    The planner's built-in throughput (``plan.THROUGHPUT``) comes from one day on one
+    machine, and this machine's speed drifts by up to 2x; timing the step here, now, makes
+    the estimate hold for today. Cohorts that differ only in optimizer, schedule or loss
+    share the timing of the first of them (those change a step's cost by a few percent).
+
+    Args:
+      plans: the cohorts (``plan.plan``).
+      repeats: timed steps per architecture (the median is used).
+
+    Returns:
+      ``{cohort name: {"rate": FLOP/s (the planner's FLOP count over the measured step),
+      "compile_s": seconds, "step_s": seconds}}``.
+    """
+    timed, data_cache, out = {}, {}, {}
+    for p in plans:
+        key = _architecture(p.config)
+        if key not in timed:
+            data_key = json.dumps(p.config.data.to_dict(), sort_keys=True, default=str)
+            if data_key not in data_cache:
+                data_cache[data_key] = datasets.load(p.config.data)
+            program = _Program(p.config, data_cache[data_key], 1, p.config.train.strategy)
+            step = _interleave([program], repeats)[0]["step_s"]
+            timed[key] = {"rate": p.step_flops / step, "compile_s": program.compile_s,
+                          "step_s": step}
+        out[p.name] = timed[key]
+    return out
 
 
 def format_table(rows: list[dict]) -> str:

@@ -5,7 +5,7 @@ Commands:
           differ only in numeric replica fields) as replicas of one program.
   sweep   a whole grid in one process: its runs planned into as few cohorts as possible,
           each compiled once, resumable; results.csv/json/md in the workdir
-          (``--dry_run`` prints the plan).
+          (``--dry_run`` prints the plan; ``--calibrate`` times its steps here).
   bench   time one training step of R replicas under each replica strategy against
           R single-replica steps (``--replicas``, ``--strategies``, ``--bench_out``).
   inspect list a workdir's cohorts and replicas (status, best epoch, metrics, checkpoints);
@@ -42,6 +42,10 @@ flags.DEFINE_string("workdir", None, "Folder for checkpoints, history.jsonl, sum
                     "TensorBoard files. Re-running the same command resumes from it.")
 flags.DEFINE_bool("dry_run", False, "sweep: print the plan (runs, cohorts, replicas per "
                   "cohort, memory and time estimates) and exit.")
+flags.DEFINE_bool("calibrate", False, "sweep: time one training step of each architecture in "
+                  "the plan on this machine (compiling it) and estimate the run time from "
+                  "that instead of the built-in throughput, which is off when the machine "
+                  "is faster or slower than the day it was measured.")
 flags.DEFINE_list("replicas", ["1", "2", "4"], "bench: cohort sizes R to measure.")
 flags.DEFINE_list("strategies", ["sequential", "unroll", "vmap", "map"],
                   "bench: replica strategies to measure.")
@@ -111,7 +115,7 @@ def _sweep(argv_rest):
     if not flags.FLAGS.workdir and not flags.FLAGS.dry_run:
         raise JaxsegError("--workdir is required")
     run.run_sweep(flags.FLAGS.config, _experiment(), flags.FLAGS.workdir,
-                  dry_run=flags.FLAGS.dry_run,
+                  dry_run=flags.FLAGS.dry_run, calibrate=flags.FLAGS.calibrate,
                   title=os.path.basename(flags.FLAGS["config"].config_filename))
 
 

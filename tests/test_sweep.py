@@ -196,6 +196,28 @@ def test_time_estimate_by_hand():
         assert plan.cohort_seconds(p, 1e9, 30.0) == pytest.approx(want)
 
 
+def test_calibrated_estimate_is_the_timed_step_by_hand():
+    from jaxseg import bench
+
+    config = configs.study("smoke")
+    config.train.batch_size, config.train.epochs = 8, 3
+    runs = [{"optim.name": "adam"}, {"optim.name": "sgd"}, {"model.base_width": 8}]
+    plans = plan.plan(config, runs)
+    assert [len(p.runs) for p in plans] == [1, 1, 1]
+    timings = bench.calibrate(plans, repeats=2)
+    # Adam and SGD cohorts share one architecture, hence one timing; base width 8 its own.
+    assert timings["c000"] is timings["c001"] and timings["c002"] is not timings["c000"]
+    for p in plans:
+        t = timings[p.name]
+        assert t["step_s"] > 0 and t["compile_s"] > 0
+        # 16 training images / batch 8 = 2 steps and a forward pass over 8 val images
+        # (1/3 of a step) per epoch, 3 epochs, at the timed step, plus the timed compile.
+        want = (2 + (8 / 8) / 3) * 3 * t["step_s"] + t["compile_s"]
+        assert plan.cohort_seconds(p, t["rate"], t["compile_s"]) == pytest.approx(want)
+    text = plan.describe(plans, len(runs), timings)
+    assert text.count("s/step timed") == 3 and "timed on this machine now" in text
+
+
 def test_time_estimate_counts_a_folders_images(tmp_path):
     from jaxseg.data import phantom
 

@@ -243,31 +243,49 @@ def cohort_seconds(p: CohortPlan, rate: float, compile_s: float) -> float:
     return (steps.sum() + eval_batches) * epochs * p.step_flops / rate + compile_s
 
 
-def describe(plans: list[CohortPlan], num_runs: int) -> str:
-    """The ``--dry_run`` text: runs, cohorts, replicas per cohort, memory and time estimates."""
+def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None) -> str:
+    """The ``--dry_run`` text: runs, cohorts, replicas per cohort, memory and time estimates.
+
+    Args:
+      plans: the cohorts.
+      num_runs: the sweep's runs.
+      timings: ``bench.calibrate``'s step timings per cohort (``--calibrate``); without
+        them times come from the built-in :data:`THROUGHPUT` and :data:`COMPILE_SECONDS`.
+
+    Returns:
+      The plan as text, one line per cohort.
+    """
     backend = jax.default_backend()
-    rate = THROUGHPUT.get(backend)
     lines = [f"{num_runs} runs in {len(plans)} cohort(s) on {backend} "
              f"({os.cpu_count()} CPU cores)"]
-    total = 0.0
+    total, estimated = 0.0, True
     for p in plans:
         c = p.config
-        seconds = cohort_seconds(p, rate, COMPILE_SECONDS.get(backend, 0.0)) if rate else 0.0
+        if timings:
+            rate, compile_s = timings[p.name]["rate"], timings[p.name]["compile_s"]
+        else:
+            rate, compile_s = THROUGHPUT.get(backend), COMPILE_SECONDS.get(backend, 0.0)
+        seconds = cohort_seconds(p, rate, compile_s) if rate else 0.0
+        estimated = estimated and bool(rate)
         total += seconds
         schedules = "/".join(sorted({o.get("optim.schedule", c.optim.schedule)
                                      for o in p.overrides}))
+        step = (f" | {timings[p.name]['step_s']:.3f} s/step timed" if timings else "")
         lines.append(
             f"  {p.name}: {len(p.runs):3d} replicas | {c.optim.name} {schedules} | "
             f"unet d{c.model.depth} w{c.model.base_width} {c.model.upsample} | "
             f"loss {'+'.join(c.loss.weights)} | {c.data.name} {c.train.epochs} ep | "
             f"{replicas.resolve_strategy(c.train.strategy)} | ~{p.memory / 2**20:.0f} MiB | "
-            + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend"))
-    if rate:
+            + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend "
+               "(--calibrate times it)") + step)
+    if estimated:
         unknown = sorted({p.config.data.name for p in plans
                           if p.config.data.name not in ("phantom", "cmr96")
                           and not _folder_counts(p.config)})
+        source = ("one training step per architecture timed on this machine now" if timings
+                  else "the built-in throughput of 2026-11-22; --calibrate times this machine")
         lines.append(f"estimated total: ~{total / 60:.1f} min (training, evaluation and "
                      "compilation"
                      + (f"; {', '.join(unknown)} counted as 100 training images" if unknown
-                        else "") + ")")
+                        else "") + f"; from {source})")
     return "\n".join(lines)

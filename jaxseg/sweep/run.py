@@ -44,7 +44,7 @@ def _complete(cohort_dir: str) -> dict | None:
 
 
 def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
-              title: str = "") -> list[dict] | None:
+              title: str = "", calibrate: bool = False) -> list[dict] | None:
     """Plans and trains every cohort of a grid, then writes the result tables.
 
     Args:
@@ -53,12 +53,19 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
       workdir: the sweep's folder.
       dry_run: only print the plan.
       title: the title of results.md.
+      calibrate: time one training step per architecture here for the plan's estimates.
 
     Returns:
       The configuration table (None for a dry run).
     """
     plans = plan_lib.plan(config, runs)
-    text = plan_lib.describe(plans, len(runs))
+    timings = None
+    if calibrate:
+        from jaxseg import bench
+
+        logging.info("timing one training step per architecture of the plan (--calibrate)")
+        timings = bench.calibrate(plans)
+    text = plan_lib.describe(plans, len(runs), timings)
     print(text)
     if dry_run:
         return None
