@@ -36,6 +36,25 @@ from jaxseg.models import create_model
 # Overlay colours per class (class 0, background, is not drawn): RV red, MYO green, LV blue.
 COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230]], np.uint8)
+# A structure keeps its colour whatever its index: a 3-class LGE-style set (bg, MYO, blood)
+# draws the myocardium green as the 4-class sets do, not in the RV's red.
+NAMED = {"rv": 1, "myo": 2, "lv": 3, "blood": 3, "scar": 4}
+
+
+def class_colours(class_names) -> np.ndarray:
+    """The overlay colour of each class, by name where the structure is known.
+
+    Args:
+      class_names: the dataset's class names, background first.
+
+    Returns:
+      uint8 ``(len(class_names), 3)``: RV red, MYO green, LV (or blood pool) blue, scar
+      orange; other classes take the unused colours of :data:`COLOURS` in order.
+    """
+    picks = [NAMED.get(str(n).lower()) for n in class_names]
+    picks[0] = 0
+    spare = iter(i for i in range(1, len(COLOURS)) if i not in picks)
+    return COLOURS[[p if p is not None else next(spare, 1) for p in picks]]
 
 
 @dataclasses.dataclass
@@ -287,19 +306,21 @@ def _check_size(case: Case, config) -> None:
                         w, h, size, size)
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45,
+            colours: np.ndarray = COLOURS) -> np.ndarray:
     """An RGB picture of a grey image with its labels in colour.
 
     Args:
       image: ``(H, W)`` float in [0, 1].
       labels: ``(H, W)`` class indices.
       alpha: the opacity of the colours.
+      colours: uint8 ``(C, 3)``, one colour per class (:func:`class_colours`).
 
     Returns:
       uint8 ``(H, W, 3)``.
     """
     grey = np.repeat((np.clip(image, 0, 1) * 255)[..., None], 3, -1)
-    colour = COLOURS[labels % len(COLOURS)].astype(np.float32)
+    colour = colours[labels % len(colours)].astype(np.float32)
     a = np.where(labels[..., None] > 0, alpha, 0.0)
     return (grey * (1 - a) + colour * a).round().astype(np.uint8)
 
@@ -349,6 +370,7 @@ def run_predict(model: Model, inp: str, out_dir: str, masks: str | None = None) 
     os.makedirs(out_dir, exist_ok=True)
     grey = config.data.grey_levels if config.data.name == "folder" else None
     lut = np.array(grey if grey else range(model.num_classes), np.uint8)
+    colours = class_colours(config.data.class_names)
     rows, total, per_case_hd = [], None, []
     for case in cases:
         _check_size(case, config)
@@ -360,7 +382,7 @@ def run_predict(model: Model, inp: str, out_dir: str, masks: str | None = None) 
         if case.kind == "png":
             _save_png(os.path.join(out_dir, f"{case.name}_pred.png"), lut[pred[0]])
             _save_png(os.path.join(out_dir, f"{case.name}_overlay.png"),
-                      overlay(shown[0], pred[0]))
+                      overlay(shown[0], pred[0], colours=colours))
         else:
             import h5py
 
@@ -369,7 +391,7 @@ def run_predict(model: Model, inp: str, out_dir: str, masks: str | None = None) 
             for z in range(len(pred)):
                 _save_png(os.path.join(out_dir, f"{case.name}_{z:03d}_pred.png"), lut[pred[z]])
                 _save_png(os.path.join(out_dir, f"{case.name}_{z:03d}_overlay.png"),
-                          overlay(shown[z], pred[z]))
+                          overlay(shown[z], pred[z], colours=colours))
         row = {"case": case.name, "slices": len(pred), "height": pred.shape[1],
                "width": pred.shape[2]}
         if case.labels is not None:

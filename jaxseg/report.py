@@ -110,7 +110,7 @@ def _curves(path: str, groups: list[tuple[str, list]], histories: dict) -> None:
 
 
 def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[str]) -> None:
-    names = class_names[1:]
+    names, colours = class_names[1:], predict.class_colours(class_names)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(configs_) + 2), 4.2))
     width = 0.8 / len(names)
     x = np.arange(len(configs_))
@@ -120,7 +120,7 @@ def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[
         std = [c.get(f"dice_{name}_std") if c.get(f"dice_{name}_std") is not None else np.nan
                for c in configs_]
         ax.bar(x + (i - (len(names) - 1) / 2) * width, mean, width, yerr=std, capsize=2,
-               label=name, color=predict.COLOURS[i + 1] / 255)
+               label=name, color=colours[i + 1] / 255)
     ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("validation Dice")
     ax.set_ylim(0, 1)
@@ -205,12 +205,12 @@ def difference_map(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np
     return out
 
 
-def _panels(path: str, images, truth, pred, title: str) -> None:
-    n = len(images)
+def _panels(path: str, images, truth, pred, title: str, class_names) -> None:
+    n, colours = len(images), predict.class_colours(class_names)
     fig, axes = plt.subplots(n, 4, figsize=(9, 2.3 * n + 0.5), squeeze=False)
     for i in range(n):
-        pics = [images[i], predict.overlay(images[i], truth[i]),
-                predict.overlay(images[i], pred[i]),
+        pics = [images[i], predict.overlay(images[i], truth[i], colours=colours),
+                predict.overlay(images[i], pred[i], colours=colours),
                 difference_map(images[i], truth[i], pred[i])]
         for j, (ax, pic) in enumerate(zip(axes[i], pics, strict=True)):
             ax.imshow(pic, cmap="gray" if pic.ndim == 2 else None, vmin=0, vmax=1)
@@ -343,7 +343,8 @@ def _image_panels(out, configs_, labels, members, sort, count) -> list[tuple[str
         pred = model.segment(data.images[chosen])
         ids = ", ".join(data.ids[i] for i in chosen)
         _panels(os.path.join(out, fname), images, data.labels[chosen], pred,
-                f"{which} configuration: {labels[k]} (run {rep.id}, epoch {rep.best_epoch})")
+                f"{which} configuration: {labels[k]} (run {rep.id}, epoch {rep.best_epoch})",
+                list(model.config.data.class_names))
         figures.append((fname, f"The {which} configuration ({labels[k]}), replica {rep.id} at "
                         f"its best epoch {rep.best_epoch}, on validation images {ids}."))
     return figures

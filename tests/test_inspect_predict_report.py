@@ -259,3 +259,21 @@ def test_two_axis_grid_gets_a_matrix(tmp_path):
     assert report.grid_axes(configs_, keys + ["seed"]) is None
     named = [dict(c, label="a") for c in configs_]
     assert report.grid_axes(named, ["label", "data.fraction"]) is None
+
+
+def test_a_structure_keeps_its_colour_whatever_its_index():
+    red, green, blue = predict.COLOURS[1], predict.COLOURS[2], predict.COLOURS[3]
+    np.testing.assert_array_equal(predict.class_colours(("bg", "RV", "MYO", "LV")),
+                                  predict.COLOURS[:4])
+    # The LGE-style 3-class set: the myocardium green and the blood pool blue, as in cmr96.
+    np.testing.assert_array_equal(predict.class_colours(("bg", "MYO", "blood")),
+                                  [[0, 0, 0], green, blue])
+    # An unknown structure takes the first colour no known one uses.
+    np.testing.assert_array_equal(predict.class_colours(("bg", "LV", "thing")),
+                                  [[0, 0, 0], blue, red])
+    # One pixel by hand: grey 0.4 (102) under 45% green; background stays grey.
+    image = np.full((1, 2), 0.4)
+    pic = predict.overlay(image, np.array([[1, 0]]),
+                          colours=predict.class_colours(("bg", "MYO", "blood")))
+    np.testing.assert_array_equal(pic[0, 0], np.round(102 * 0.55 + green * 0.45))
+    np.testing.assert_array_equal(pic[0, 1], [102, 102, 102])
