@@ -38,20 +38,8 @@ validation curves still fall at epoch 50. Tables and figures: docs/studies/lge_l
 import os
 
 from jaxseg import configs
-from jaxseg.data import lge, phantom
+from jaxseg.data import lge
 from jaxseg.sweep.expand import grid
-
-STANDIN = os.path.expanduser("~/.cache/jaxseg/lge_standin")
-
-
-def _standin(size: int, train: int, val: int) -> str:
-    root = f"{STANDIN}_{size}_{train}_{val}"
-    if not os.path.isdir(os.path.join(root, "val", "masks")):
-        phantom.write_folder(os.path.join(root, "train"), phantom.phantom_split(11, train, size),
-                             lge.GREY_LEVELS, lge.CLASS_MAP)
-        phantom.write_folder(os.path.join(root, "val"), phantom.phantom_split(12, val, size),
-                             lge.GREY_LEVELS, lge.CLASS_MAP)
-    return root
 
 
 def get_config(arg=None):
@@ -69,7 +57,10 @@ def get_config(arg=None):
         c.data.source_dir = lge.write_lge_folder(
             acdc, os.path.expanduser(f"~/.cache/jaxseg/lge_acdc_{size}"), size)
     else:
-        c.data.source_dir = _standin(size, 16 if smoke else 60, 8 if smoke else 20)
+        counts = (16, 8) if smoke else (60, 20)
+        c.data.source_dir = lge.write_phantom_folder(
+            os.path.expanduser(f"~/.cache/jaxseg/lge_phantom_{size}_{counts[0]}_{counts[1]}"),
+            size, counts)
     c.optim.weight_decay_mode = "coupled"
     return c
 

@@ -1,5 +1,6 @@
 """Builders on the real data (counts and labels as in ../shared/data/README.md), bad data."""
 
+
 import numpy as np
 import pytest
 from conftest import shared_dir
@@ -123,6 +124,28 @@ def test_lge_standin_from_acdc(tmp_path, tfds_dir):
     # A second call leaves the finished folder alone (no rewrite, no temporary left).
     assert lge.write_lge_folder(src, root, size=64, patients=(2, 1, 1)) == root
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lge"]
+
+
+def test_lge_phantom_fallback_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    root = str(tmp_path / "lge")
+    real = phantom.write_folder
+
+    def dies_on_val(folder, *args):
+        if folder.endswith("val"):
+            raise KeyboardInterrupt  # the user stops the first launch mid-write
+        return real(folder, *args)
+
+    monkeypatch.setattr(phantom, "write_folder", dies_on_val)
+    with pytest.raises(KeyboardInterrupt):
+        lge.write_phantom_folder(root, 32, (3, 2))
+    # A half-written folder is never taken for a finished one, nor left behind.
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(phantom, "write_folder", real)
+    assert lge.write_phantom_folder(root, 32, (3, 2)) == root
+    for split, count in (("train", 3), ("val", 2)):
+        masks = sorted((tmp_path / "lge" / split / "masks").glob("*.png"))
+        assert len(masks) == count
+        assert set(np.unique(np.asarray(Image.open(masks[0])))) <= {0, 128, 255}
 
 
 @pytest.mark.parametrize("problem, message", [

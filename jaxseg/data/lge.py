@@ -14,7 +14,9 @@ grid on real anatomy and real grey-level masks, not LGE contrast.
 """
 
 import collections
+import functools
 import os
+import shutil
 
 import numpy as np
 
@@ -79,32 +81,61 @@ def write_lge_folder(acdc_dir: str, root: str, size: int = 128,
 
     Args:
       acdc_dir: the ACDC folder to read.
-      root: the folder to create (left as it is when its ``test/masks`` already exists).
+      root: the folder to create (left as it is when it exists).
       size: the crop side.
       patients: patients in the train, val and test splits, taken in sorted order.
 
     Returns:
       ``root``.
     """
-    if os.path.isdir(os.path.join(root, "test", "masks")):
+    if os.path.isdir(root):
         return root
     by_patient = mid_slices(acdc_dir)
     names = sorted(by_patient)
     if sum(patients) > len(names):
         raise JaxsegError(f"acdc at {acdc_dir} has {len(names)} training patients; the LGE "
                           f"stand-in needs {sum(patients)} ({patients})")
-    # Written beside ``root`` and renamed at the end, so an interrupted write is never
-    # mistaken for a finished folder.
+    starts = np.cumsum((0,) + tuple(patients))
+
+    def pairs(k):
+        return [heart_crop(*readers.read_h5(os.path.join(acdc_dir, "data", name + ".h5")), size)
+                for patient in names[starts[k]:starts[k + 1]] for name in by_patient[patient]]
+
+    return _write_splits(root, {split: functools.partial(pairs, k)
+                                for k, split in enumerate(("train", "val", "test"))})
+
+
+def write_phantom_folder(root: str, size: int, counts: tuple[int, int]) -> str:
+    """Writes the built-in phantom in the LGE layout (``train/ val/``), when ACDC is absent.
+
+    Args:
+      root: the folder to create (left as it is when it exists).
+      size: the image side.
+      counts: training and validation images.
+
+    Returns:
+      ``root``.
+    """
+    if os.path.isdir(root):
+        return root
+    return _write_splits(root, {split: functools.partial(phantom.phantom_split, seed, n, size)
+                                for split, seed, n in zip(("train", "val"), (11, 12), counts,
+                                                          strict=True)})
+
+
+def _write_splits(root: str, splits: dict) -> str:
+    """Writes ``{split: () -> [(image, label), ...]}`` as folders under ``root``.
+
+    Written beside ``root`` and renamed at the end, so an interrupted write is never
+    mistaken for a finished folder.
+    """
     tmp = f"{root}.tmp{os.getpid()}"
-    start = 0
-    for split, count in zip(("train", "val", "test"), patients, strict=True):
-        pairs = []
-        for patient in names[start:start + count]:
-            for name in by_patient[patient]:
-                image, label = readers.read_h5(os.path.join(acdc_dir, "data", name + ".h5"))
-                pairs.append(heart_crop(image, label, size))
-        phantom.write_folder(os.path.join(tmp, split), pairs, GREY_LEVELS, CLASS_MAP)
-        start += count
+    try:
+        for split, pairs in splits.items():
+            phantom.write_folder(os.path.join(tmp, split), pairs(), GREY_LEVELS, CLASS_MAP)
+    except BaseException:  # interrupted or failed: leave no half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     os.makedirs(os.path.dirname(os.path.abspath(root)), exist_ok=True)
     os.replace(tmp, root)
     return root
