@@ -5,7 +5,8 @@ Commands:
           differ only in numeric replica fields) as replicas of one program.
   sweep   a whole grid in one process: its runs planned into as few cohorts as possible,
           each compiled once, resumable; results.csv/json/md in the workdir
-          (``--dry_run`` prints the plan; ``--calibrate`` times its steps here).
+          (``--dry_run`` prints the plan; ``--calibrate`` times its steps here;
+          ``--cohorts`` trains a part of the grid).
   bench   time one training step of R replicas under each replica strategy against
           R single-replica steps (``--replicas``, ``--strategies``, ``--bench_out``).
   inspect list a workdir's cohorts and replicas (status, best epoch, metrics, checkpoints);
@@ -46,6 +47,10 @@ flags.DEFINE_bool("calibrate", False, "sweep: time one training step of each arc
                   "the plan on this machine (compiling it) and estimate the run time from "
                   "that instead of the built-in throughput, which is off when the machine "
                   "is faster or slower than the day it was measured.")
+flags.DEFINE_list("cohorts", None, "sweep: train only these cohorts (c000,c003; names as "
+                  "--dry_run prints them), to share one grid between machines or sessions "
+                  "over one workdir; the launch that finds every cohort finished writes the "
+                  "tables.")
 flags.DEFINE_list("replicas", ["1", "2", "4"], "bench: cohort sizes R to measure.")
 flags.DEFINE_list("strategies", ["sequential", "unroll", "vmap", "map"],
                   "bench: replica strategies to measure.")
@@ -116,6 +121,7 @@ def _sweep(argv_rest):
         raise JaxsegError("--workdir is required")
     run.run_sweep(flags.FLAGS.config, _experiment(), flags.FLAGS.workdir,
                   dry_run=flags.FLAGS.dry_run, calibrate=flags.FLAGS.calibrate,
+                  only=flags.FLAGS.cohorts,
                   title=os.path.basename(flags.FLAGS["config"].config_filename))
 
 

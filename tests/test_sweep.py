@@ -171,6 +171,26 @@ def test_killed_sweep_resumes_and_skips_finished_cohorts(jaxseg, tfds_dir, xla_c
                 assert ra[k] == rb[k], k
 
 
+def test_a_grid_shared_between_launches_by_cohort(jaxseg, tmp_path):
+    args = ["sweep", f"--config={ROOT}/experiments/upsampling.py:smoke", f"--workdir={tmp_path}",
+            "--config.train.epochs=1"]
+    bad = jaxseg(args + ["--cohorts=c000,c009"])
+    assert bad.returncode == 2
+    assert "--cohorts names c009, not in this plan; its cohorts are c000, c001" in bad.stderr
+    first = jaxseg(args + ["--cohorts=c001"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    # Only c001 trained; no tables while c000 is left.
+    assert not (tmp_path / "cohorts" / "c000").exists()
+    assert (tmp_path / "cohorts" / "c001" / "summary.json").exists()
+    assert not (tmp_path / "results.csv").exists()
+    assert "1 of 2 cohorts finished; left: c000" in first.stdout
+    second = jaxseg(args + ["--cohorts=c000"])
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "[c001 2/2] already finished; skipped" in second.stderr
+    with open(tmp_path / "results.csv") as f:
+        assert sorted(r["cohort"] for r in csv.DictReader(f)) == ["c000", "c001"]
+
+
 def test_changed_sweep_refuses_workdir(jaxseg, tmp_path):
     args = ["sweep", f"--config={ROOT}/experiments/upsampling.py:smoke", f"--workdir={tmp_path}",
             "--config.train.epochs=1"]

@@ -44,7 +44,8 @@ def _complete(cohort_dir: str) -> dict | None:
 
 
 def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
-              title: str = "", calibrate: bool = False) -> list[dict] | None:
+              title: str = "", calibrate: bool = False,
+              only: list[str] | None = None) -> list[dict] | None:
     """Plans and trains every cohort of a grid, then writes the result tables.
 
     Args:
@@ -54,11 +55,19 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
       dry_run: only print the plan.
       title: the title of results.md.
       calibrate: time one training step per architecture here for the plan's estimates.
+      only: train only these cohorts (``c000``, ...), e.g. to share a grid between
+        machines or sessions over one workdir; the tables are written by the launch that
+        finds every cohort finished.
 
     Returns:
-      The configuration table (None for a dry run).
+      The configuration table (None for a dry run, or while cohorts are left to train).
     """
     plans = plan_lib.plan(config, runs)
+    names = [p.name for p in plans]
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        raise JaxsegError(f"--cohorts names {', '.join(unknown)}, not in this plan; its "
+                          f"cohorts are {', '.join(names)} (see --dry_run)")
     timings = None
     if calibrate:
         from jaxseg import bench
@@ -74,13 +83,21 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
     # Which runs each cohort trains, for `jaxseg inspect` and `report` (run ids).
     outputs.write_json(os.path.join(workdir, "plan.json"), {"cohorts": [
         {"name": p.name, "runs": list(p.runs)} for p in plans]})
-    summaries, t0, trained_runs = {}, time.time(), 0
-    done_runs = 0
+    selected = set(only or names)
+    # Runs this launch trains: its selected cohorts that have not finished (for the ETA).
+    todo = sum(len(p.runs) for p in plans
+               if p.name in selected and _complete(os.path.join(workdir, "cohorts", p.name))
+               is None)
+    summaries, t0, trained_runs, done_runs = {}, time.time(), 0, 0
     for k, p in enumerate(plans):
         cdir = os.path.join(workdir, "cohorts", p.name)
         summary = _complete(cdir)
         if summary is not None:
             logging.info("[%s %d/%d] already finished; skipped", p.name, k + 1, len(plans))
+        elif p.name not in selected:
+            logging.info("[%s %d/%d] not in --cohorts; left to another launch", p.name, k + 1,
+                         len(plans))
+            continue
         else:
             summary = train.train_and_evaluate(p.config, cdir, p.overrides,
                                                label=f"[{p.name} {k + 1}/{len(plans)}] ")
@@ -88,11 +105,19 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
         summaries[p.name] = summary
         done_runs += len(p.runs)
         elapsed = time.time() - t0
-        left = len(runs) - done_runs
-        eta = elapsed / trained_runs * left if trained_runs else float("nan")
+        eta = elapsed / trained_runs * (todo - trained_runs) if trained_runs else float("nan")
         logging.info("grid: cohorts %d/%d, runs %d/%d done | %s elapsed | ETA %s", k + 1,
                      len(plans), done_runs, len(runs), outputs.format_seconds(elapsed),
                      outputs.format_seconds(eta) if trained_runs else "-")
+    # Another launch sharing the workdir may have finished a cohort meanwhile.
+    for p in plans:
+        summaries.setdefault(p.name, _complete(os.path.join(workdir, "cohorts", p.name)))
+    left = [n for n in names if summaries[n] is None]
+    if left:
+        print(f"jaxseg: {len(plans) - len(left)} of {len(plans)} cohorts finished; left: "
+              f"{', '.join(left)}. Run them (--cohorts={','.join(left)}, or the command "
+              "without --cohorts); the tables are written when every cohort has finished")
+        return None
     rows = results.run_rows(plans, runs, summaries, list(config.data.class_names))
     configs_ = results.write(workdir, rows, config.sweep.sort, title)
     print(f"jaxseg: {len(runs)} runs in {len(plans)} cohort(s); tables in {workdir}/results.md")
