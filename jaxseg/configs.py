@@ -133,6 +133,9 @@ def default() -> ml_collections.ConfigDict:
     t.loop = "auto"  # auto | step (a dispatch per step) | scan (one per epoch)
     t.scan_unroll = 1  # loop=scan: lax.scan unroll factor
     t.early_stopping = 0  # > 0: patience in evals on validation loss
+    # Small data fractions have few, noisy early epochs: patience counted from the start
+    # stops them before they have learned (why the fraction studies turned it off).
+    t.early_stopping_start = 0  # evals up to this epoch never count against the patience
     t.checkpoint_every = 1  # epochs between checkpoints
     t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
     t.xla_options = "tuned"  # tuned (XLA options measured fastest per backend) | default (XLA's)
@@ -183,6 +186,37 @@ def identity(config: ml_collections.ConfigDict) -> dict:
     out = json.loads(config.to_json_best_effort())
     for section, field in EXECUTION_FIELDS:
         out.get(section, {}).pop(field, None)
+    return out
+
+
+def without_added_defaults(recorded: dict, current: dict, defaults: dict | None = None) -> dict:
+    """``current`` without the fields ``recorded`` lacks that hold jaxseg's default value.
+
+    A workdir written by an older jaxseg records no value for a field added since; resuming
+    it with that field at its default is the same run, so the guards compare without it
+    (a non-default value is still a different run).
+
+    Args:
+      recorded: the identity (:func:`identity`) a workdir recorded.
+      current: the identity of the config being launched.
+      defaults: the identity of :func:`default` (computed when not given).
+
+    Returns:
+      ``current`` with those fields removed (a new dict).
+    """
+    defaults = identity(default()) if defaults is None else defaults
+    out = {}
+    for key, value in current.items():
+        if key not in recorded:
+            if key in defaults and value == defaults[key]:
+                continue
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(recorded[key], dict):
+            out[key] = without_added_defaults(recorded[key], value,
+                                              defaults.get(key) if isinstance(
+                                                  defaults.get(key), dict) else {})
+        else:
+            out[key] = value
     return out
 
 

@@ -517,6 +517,8 @@ def _check_workdir(workdir: str, run_meta: dict) -> None:
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
+        run_meta = {**run_meta, "config": configs.without_added_defaults(
+            old.get("config", {}), outputs.jsonable(run_meta["config"]))}
         if old != outputs.jsonable(run_meta):
             diff = sorted(k for k in set(old) | set(run_meta)
                           if old.get(k) != outputs.jsonable(run_meta).get(k))
@@ -638,6 +640,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     progress = outputs.Progress(E, R, label)
     every = max(int(config.eval.every), 1)
     patience = int(config.train.early_stopping)
+    patience_start = int(config.train.early_stopping_start)
     base_lr = table["optim.learning_rate"]
     # Reduce-on-plateau is fed only in the replicas whose schedule is "plateau".
     plateau_replicas = np.array([c.optim.schedule == "plateau" for c in replica_cfgs])
@@ -680,7 +683,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
                     improved[r] = host["status"][r] == "running"
                 if row["loss"] < host["best_val_loss"][r]:
                     host["best_val_loss"][r], host["bad_evals"][r] = row["loss"], 0
-                else:
+                elif epoch + 1 > patience_start:
                     host["bad_evals"][r] += 1
                     if patience and host["bad_evals"][r] >= patience and \
                             host["status"][r] == "running":

@@ -200,6 +200,37 @@ def test_changed_sweep_refuses_workdir(jaxseg, tmp_path):
     assert "holds a different sweep" in out.stderr.strip().splitlines()[-1]
 
 
+def test_workdir_of_an_older_jaxseg_resumes_if_added_fields_keep_their_default(jaxseg,
+                                                                                tmp_path):
+    import json
+
+    args = ["sweep", f"--config={ROOT}/experiments/upsampling.py:smoke", f"--workdir={tmp_path}",
+            "--config.train.epochs=1"]
+    assert jaxseg(args).returncode == 0
+    # What a jaxseg without train.early_stopping_start recorded.
+    for path in [tmp_path / "sweep.json", *tmp_path.glob("cohorts/*/run.json")]:
+        meta = json.loads(path.read_text())
+        del meta["config"]["train"]["early_stopping_start"]
+        path.write_text(json.dumps(meta))
+    again = jaxseg(args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "[c001 2/2] already finished; skipped" in again.stderr
+    changed = jaxseg(args + ["--config.train.early_stopping_start=5"])
+    assert changed.returncode == 2 and "holds a different sweep" in changed.stderr
+
+
+def test_added_defaults_are_dropped_by_hand():
+    defaults = {"train": {"a": 1, "new": 0}, "other": 2}
+    recorded = {"train": {"a": 3}, "x": 1}
+    assert configs.without_added_defaults(recorded, {"train": {"a": 3, "new": 0}, "x": 1},
+                                          defaults) == recorded
+    # A non-default value of the new field, or a field jaxseg does not know, is kept.
+    assert configs.without_added_defaults(recorded, {"train": {"a": 3, "new": 5}},
+                                          defaults) == {"train": {"a": 3, "new": 5}}
+    assert configs.without_added_defaults(recorded, {"train": {"a": 3}, "y": 0},
+                                          defaults) == {"train": {"a": 3}, "y": 0}
+
+
 def test_time_estimate_by_hand():
     config = configs.study("smoke")
     config.data.phantom.num_train, config.data.phantom.num_val = 16, 8

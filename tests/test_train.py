@@ -147,6 +147,41 @@ def test_diverging_replica_is_isolated(tfds_dir, tmp_path):
     ckpt.close()
 
 
+def expected_stop(losses, patience, start):
+    """The epoch early stopping must stop a replica evaluated every epoch, worked out from its
+    recorded validation losses: the patience-th evaluation after ``start`` without a new
+    lowest loss."""
+    best, bad = float("inf"), 0
+    for epoch, loss in enumerate(losses, 1):
+        if loss < best:
+            best, bad = loss, 0
+        elif epoch > start:
+            bad += 1
+            if bad >= patience:
+                return epoch
+    return None
+
+
+def test_early_stopping_counts_patience_from_its_start_epoch(tfds_dir, tmp_path):
+    c = tiny_config(tfds_dir, epochs=7)
+    c.model.norm = "none"  # no batch statistics: a replica that does not learn is constant
+    c.optim.name = "sgd"
+    c.train.early_stopping, c.train.early_stopping_start = 2, 3
+    # Replica 0's steps (1e-30 x gradient) leave its float32 weights as they are: its
+    # validation loss never improves after epoch 1, so without a start epoch it would stop
+    # at epoch 3 (bad evaluations at 2 and 3); from epoch 3 on, at epoch 5.
+    s = train.train_and_evaluate(c, str(tmp_path), [{"optim.learning_rate": 1e-30},
+                                                    {"optim.learning_rate": 3e-3, "seed": 1}])
+    h = history(str(tmp_path))
+    frozen = [h[(0, e)]["loss"] for e in range(1, 6)]
+    assert len(set(frozen)) == 1  # the premise: the loss is exactly constant
+    assert expected_stop(frozen, 2, 0) == 3
+    assert s["replicas"][0]["status"] == "stopped" and s["replicas"][0]["stopped_epoch"] == 5
+    assert (0, 6) not in h  # a stopped replica is no longer evaluated
+    learner = [h[(1, e)]["loss"] for e in range(1, 8) if (1, e) in h]
+    assert s["replicas"][1]["stopped_epoch"] == expected_stop(learner, 2, 3)
+
+
 def test_frozen_replica_does_not_change(tfds_dir):
     c = tiny_config(tfds_dir)
     from jaxseg import hparams

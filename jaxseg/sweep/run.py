@@ -25,6 +25,7 @@ def _guard(workdir: str, config, runs: list[dict]) -> None:
     if os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
+        meta["config"] = configs.without_added_defaults(old.get("config", {}), meta["config"])
         if old != meta:
             what = "runs" if old.get("runs") != meta["runs"] else "config"
             raise JaxsegError(
