@@ -133,25 +133,37 @@ def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[
 
 
 def grid_axes(configs_: list[dict], keys: list[str]) -> tuple[str, str] | None:
-    """The two numeric fields of a two-axis grid (rows, columns), or None.
+    """The two axes (rows, columns) of a two-axis grid, or None.
 
-    A study whose configurations differ in exactly two numeric hyperparameters (weight
-    decay x data fraction, say) is read best as the source studies printed it: a matrix.
+    A study whose configurations differ in exactly two hyperparameters (weight decay x data
+    fraction, optimizer x learning rate) is read best as the source studies printed it: a
+    matrix. A named axis (optimizer, loss label) gives the rows, a numeric one the columns;
+    the configurations must fill at least half of the matrix.
     """
     if len(keys) != 2:
         return None
-    for k in keys:
-        if not all(isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool)
-                   for c in configs_):
-            return None
-    return keys[0], keys[1]
+
+    def kind(k):
+        values = {type(c.get(k)) for c in configs_}
+        if values <= {int, float}:
+            return "number"
+        return "name" if values == {str} else None
+
+    kinds = [kind(k) for k in keys]
+    if None in kinds:
+        return None
+    sizes = [len({c.get(k) for c in configs_}) for k in keys]
+    if min(sizes) < 2 or len(configs_) < 0.5 * sizes[0] * sizes[1]:
+        return None
+    return (keys[1], keys[0]) if kinds == ["number", "name"] else (keys[0], keys[1])
 
 
 def grid_matrix(configs_: list[dict], axes: tuple[str, str], metric: str):
     """The mean ``metric`` of a two-axis grid as a matrix.
 
     Returns:
-      ``(row values, column values, matrix)``, values ascending; NaN where a cell has no run.
+      ``(row values, column values, matrix)``, values ascending (names alphabetical); NaN
+      where a cell has no run.
     """
     rows_key, cols_key = axes
     rows = sorted({c[rows_key] for c in configs_})

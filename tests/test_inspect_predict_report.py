@@ -254,11 +254,27 @@ def test_two_axis_grid_gets_a_matrix(tmp_path):
     report._heatmap(str(tmp_path / "grid.png"), configs_, ("optim.weight_decay",
                                                             "data.fraction"), "dice")
     assert (tmp_path / "grid.png").stat().st_size > 1000
-    # One axis, a third axis, or a non-numeric axis: no matrix.
+    # One axis, a third axis, an axis of one value, a list-valued axis: no matrix.
     assert report.grid_axes(configs_, keys[:1]) is None
     assert report.grid_axes(configs_, keys + ["seed"]) is None
     named = [dict(c, label="a") for c in configs_]
     assert report.grid_axes(named, ["label", "data.fraction"]) is None
+    listed = [dict(c, w=[1, k]) for k, c in enumerate(configs_)]
+    assert report.grid_axes(listed, ["w", "data.fraction"]) is None
+    # A named axis (optimizer x learning rate) gives the rows, whichever order it comes in.
+    opt = [{"optim.name": o, "optim.learning_rate": lr, "dice_mean": d}
+           for o, lr, d in (("sgd", 1e-2, 0.7), ("adam", 1e-3, 0.8), ("adam", 1e-2, 0.6))]
+    assert report.grid_axes(opt, ["optim.learning_rate", "optim.name"]) == (
+        "optim.name", "optim.learning_rate")
+    rows, cols, matrix = report.grid_matrix(opt, ("optim.name", "optim.learning_rate"), "dice")
+    assert rows == ["adam", "sgd"] and cols == [1e-3, 1e-2]
+    np.testing.assert_array_equal(matrix, [[0.8, 0.6], [np.nan, 0.7]])
+    report._heatmap(str(tmp_path / "opt.png"), opt, ("optim.name", "optim.learning_rate"),
+                    "dice")
+    assert (tmp_path / "opt.png").stat().st_size > 1000
+    # Fewer configurations than half the cells: a list, not a matrix.
+    sparse = [{"a": i, "b": i, "dice_mean": 0.5} for i in range(4)]
+    assert report.grid_axes(sparse, ["a", "b"]) is None
 
 
 def test_a_structure_keeps_its_colour_whatever_its_index():
