@@ -3,6 +3,12 @@
 Command:
   jaxseg sweep --config=experiments/depth_width.py --workdir=runs/depth_width
 
+The width-64 cohorts take most of the time; to spread the grid over two sessions or machines
+sharing the workdir (the second launch writes the tables):
+  jaxseg sweep --config=experiments/depth_width.py --workdir=runs/depth_width \
+      --cohorts=c000,c001,c002,c003,c004
+  jaxseg sweep --config=experiments/depth_width.py --workdir=runs/depth_width --cohorts=c005
+
 Grid: 2 depths x 3 widths x 2 seeds = 12 runs in 6 cohorts. Expected run time on 2 CPU cores
 (this project's dev machine, XLA CPU, jax 0.10.2): ~405 min (~6.8 h) by the planner's --dry_run
 estimate of 2026-11-23 (training, evaluation and compilation; early stopping shortens it;
