@@ -44,6 +44,23 @@ def _label(config: dict, keys: list[str]) -> str:
                      f"{k.rsplit('.', 1)[-1]}={results._fmt(config.get(k))}" for k in keys)
 
 
+def _names(configs_: list[dict], keys: list[str]) -> list[str]:
+    """Each configuration's name: its label and only the fields that vary under that label.
+
+    dropout_stages labels runs by stage: "encoder, encoder=0.1" rather than "encoder,
+    encoder=0.1, bottleneck=0, decoder=0".
+    """
+    if "label" not in keys:
+        return [_label(c, keys) for c in configs_]
+    out = []
+    for c in configs_:
+        group = [d for d in configs_ if d.get("label") == c.get("label")]
+        own = [k for k in keys[1:] if len({json.dumps(d.get(k), default=str)
+                                           for d in group}) > 1]
+        out.append(_label(c, ["label"] + own))
+    return out
+
+
 def _varying(configs_: list[dict]) -> list[str]:
     """The hyperparameters that differ between configurations (what names them).
 
@@ -280,14 +297,18 @@ def build(workdir: str, out: str | None = None, panels: int = 4, sort: str | Non
     if not evaluated:
         raise JaxsegError(f"workdir {wd.path}: no replica has been evaluated yet")
     by_row = {}
+    # A run that leaves a swept field at its base value is named by that value, as in
+    # results.md (dropout_stages' "bottleneck" runs have encoder rate 0, not "-").
+    swept = list(dict.fromkeys(k for r in evaluated for k in r.overrides))
     for r in evaluated:
-        row = results.run_row(r.run if r.run is not None else r.id, r.cohort, r.overrides,
+        values = results.swept_values(r.overrides, swept, workdir_lib.replica_config(r))
+        row = results.run_row(r.run if r.run is not None else r.id, r.cohort, values,
                               r.status, r.best_epoch, r.best, class_names)
         by_row.setdefault(results.config_key(row), []).append((row, r))
     rows = [row for members in by_row.values() for row, _ in members]
     configs_ = results.configurations(rows, sort)
     varying = _varying(configs_)
-    labels = [_label(c, varying) for c in configs_]
+    labels = _names(configs_, varying)
     members = [[r for _, r in by_row[results.config_key(
         {k: v for k, v in c.items() if k not in ("n", "diverged") and not k.endswith(
             ("_mean", "_std"))})]] for c in configs_]

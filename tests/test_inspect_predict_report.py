@@ -232,6 +232,15 @@ def test_configuration_names_use_the_experiments_label():
     keys = report._varying(configs_)
     assert keys == ["label", "loss.params.lam"]
     assert report._label(configs_[1], keys) == "switching, lam=0.4"
+    assert report._names(configs_, keys) == ["switching, lam=0.2", "switching, lam=0.4",
+                                             "dice_inv"]
+    # Runs labelled by stage are named by the rate of that stage alone.
+    stages = [{"label": lab, "model.dropout.encoder": e, "model.dropout.bottleneck": b}
+              for lab, e, b in (("none", 0, 0), ("encoder", 0.1, 0), ("encoder", 0.2, 0),
+                                ("bottleneck", 0, 0.1), ("bottleneck", 0, 0.4))]
+    assert report._names(stages, report._varying(stages)) == [
+        "none", "encoder, encoder=0.1", "encoder, encoder=0.2", "bottleneck, bottleneck=0.1",
+        "bottleneck, bottleneck=0.4"]
     # Without a label every differing field names the configuration.
     for c in configs_:
         del c["label"]

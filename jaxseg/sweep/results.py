@@ -48,6 +48,30 @@ def run_row(run, cohort: str, overrides: dict, status: str, best_epoch: int,
     return row
 
 
+def swept_values(overrides: dict, swept: list[str], resolved) -> dict:
+    """A run's value of every swept field: its own override, else its config's value.
+
+    Args:
+      overrides: the run's dotted overrides.
+      swept: every field some run of the sweep overrides.
+      resolved: the run's full config.
+
+    Returns:
+      ``{field: value}`` over ``swept``; None where the config has no such field ("label",
+      or the weight of a loss term the run does not use).
+    """
+    out = {}
+    for key in swept:
+        if key in overrides:
+            out[key] = overrides[key]
+        else:
+            try:
+                out[key] = hparams.get_field(resolved, key)
+            except KeyError:
+                out[key] = None
+    return out
+
+
 def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict]:
     """One row per run from the cohorts' summaries.
 
@@ -68,16 +92,8 @@ def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict
         s = summaries[p.name]
         for r, run_index in enumerate(p.runs):
             rep = s["replicas"][r]
-            resolved = hparams.apply_overrides(p.config, p.overrides[r])
-            overrides = {}
-            for key in swept:
-                if key in runs[run_index]:
-                    overrides[key] = runs[run_index][key]
-                else:
-                    try:
-                        overrides[key] = hparams.get_field(resolved, key)
-                    except KeyError:  # "label", or a loss weight of a term it lacks
-                        overrides[key] = None
+            overrides = swept_values(runs[run_index], swept,
+                                     hparams.apply_overrides(p.config, p.overrides[r]))
             row = run_row(run_index, p.name, overrides, rep["status"],
                           rep["best_epoch"], rep.get("best"), class_names)
             # Replicas train together: a run's time is its share of the cohort's.
