@@ -2,6 +2,7 @@
 `jaxseg sweep`, kill + re-run equals an uninterrupted sweep, result tables by hand."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import time
 import pytest
 from conftest import EXPERIMENTS, STUDIES
 
-from jaxseg import configs, workdir
+from jaxseg import configs, hparams, workdir
 from jaxseg.sweep import expand, plan, results
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -28,6 +29,33 @@ def test_experiment_loads_expands_and_plans(path):
         cohorts = plan.plan(config, runs)
         assert sum(len(c.runs) for c in cohorts) == len(runs) >= 1
         assert sorted(i for c in cohorts for i in c.runs) == list(range(len(runs)))
+
+
+def effective(config) -> str:
+    """What a run computes, as JSON: AdamW is Adam with decoupled decay, and the decay mode
+    means nothing without decay."""
+    c = json.loads(config.to_json_best_effort())
+    o = c["optim"]
+    decoupled = o["weight_decay_mode"] == "decoupled" or (
+        o["weight_decay_mode"] == "default" and o["name"] == "adamw")
+    o["name"] = "adam" if o["name"] == "adamw" else o["name"]
+    o["weight_decay_mode"] = (decoupled if o["weight_decay"] else None)
+    return json.dumps(c, sort_keys=True)
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+def test_no_two_runs_compute_the_same_thing(path):
+    # optimizer_lr once gave Adam AdamW's decoupled decay: two optimizers, one computation.
+    module, _ = expand.load_experiment(path)
+    for arg in ([None, "smoke"] if path in STUDIES else [None]):
+        config = module.get_config(arg) if arg else module.get_config()
+        runs = expand.expand(module, arg)
+        seen = {}
+        for i, run in enumerate(runs):
+            key = effective(hparams.apply_overrides(
+                config, {k: v for k, v in run.items() if k != "label"}))
+            assert key not in seen, f"{path}:{arg} runs {seen.get(key)} and {i} are the same"
+            seen[key] = i
 
 
 def grid_runs(optimizers):
