@@ -79,7 +79,18 @@ def _varying(configs_: list[dict]) -> list[str]:
         labels = len({value(c, "label") for c in configs_})
         keys = ["label"] + [k for k in keys if k != "label" and len(
             {(value(c, "label"), value(c, k)) for c in configs_}) > labels]
-    return keys
+
+    # Likewise a field another one determines (AdamW's weight decay in an optimizer x
+    # learning-rate grid) names nothing new: left out, so the grid keeps its two axes.
+    def count(k):
+        return len({value(c, k) for c in configs_})
+
+    def determines(j, k):
+        return len({(value(c, j), value(c, k)) for c in configs_}) == count(j)
+
+    return [k for i, k in enumerate(keys)
+            if not any(determines(j, k) and (count(j) > count(k) or (
+                count(j) == count(k) and keys.index(j) < i)) for j in keys if j != k)]
 
 
 def _histories(wd: workdir_lib.Workdir) -> dict:

@@ -275,6 +275,10 @@ def test_two_axis_grid_gets_a_matrix(tmp_path):
            for o, lr, d in (("sgd", 1e-2, 0.7), ("adam", 1e-3, 0.8), ("adam", 1e-2, 0.6))]
     assert report.grid_axes(opt, ["optim.learning_rate", "optim.name"]) == (
         "optim.name", "optim.learning_rate")
+    # AdamW's own weight decay follows from the optimizer: not a third axis.
+    decay = [dict(c, **{"optim.weight_decay": 1e-4 if c["optim.name"] == "adamw" else 0.0})
+             for c in opt + [{"optim.name": "adamw", "optim.learning_rate": 1e-3}]]
+    assert report._varying(decay) == ["optim.name", "optim.learning_rate"]
     rows, cols, matrix = report.grid_matrix(opt, ("optim.name", "optim.learning_rate"), "dice")
     assert rows == ["adam", "sgd"] and cols == [1e-3, 1e-2]
     np.testing.assert_array_equal(matrix, [[0.8, 0.6], [np.nan, 0.7]])
