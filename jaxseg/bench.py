@@ -183,7 +183,7 @@ def _architecture(config) -> str:
                        config.train.strategy, config.data.name], sort_keys=True, default=str)
 
 
-def calibrate(plans, repeats: int = 3) -> dict:
+def calibrate(plans, repeats: int = 5) -> dict:
     """Times one replica's training step of every distinct architecture in a sweep plan.
 
     The planner's built-in throughput (``plan.THROUGHPUT``) comes from one day on one
