@@ -136,6 +136,9 @@ def default() -> ml_collections.ConfigDict:
     # Small data fractions have few, noisy early epochs: patience counted from the start
     # stops them before they have learned (why the fraction studies turned it off).
     t.early_stopping_start = 0  # evals up to this epoch never count against the patience
+    # A barely trained U-Net's validation loss can rise while its Dice climbs (lr_search's
+    # 1e-5 runs were stopped at epoch 11 with Dice still at its best): monitor Dice then.
+    t.early_stopping_monitor = "loss"  # loss | dice: what the patience waits to improve
     t.checkpoint_every = 1  # epochs between checkpoints
     t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
     t.xla_options = "tuned"  # tuned (XLA options measured fastest per backend) | default (XLA's)

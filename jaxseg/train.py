@@ -561,8 +561,10 @@ def _train_and_evaluate(config, workdir, overrides, label):
     replica_cfgs = hparams.replica_configs(config, overrides or [{}])
     table = hparams.table(replica_cfgs)
     R = len(replica_cfgs)
-    if config.eval.select not in ("dice", "loss"):
-        raise JaxsegError(f"eval.select={config.eval.select!r}: choose 'dice' or 'loss'")
+    for field, value in (("eval.select", config.eval.select),
+                         ("train.early_stopping_monitor", config.train.early_stopping_monitor)):
+        if value not in ("dice", "loss"):
+            raise JaxsegError(f"{field}={value!r}: choose 'dice' or 'loss'")
     os.makedirs(workdir, exist_ok=True)
     run_meta = {"config": configs.identity(config),
                 "overrides": [dict(o) for o in (overrides or [{}])]}
@@ -641,6 +643,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     every = max(int(config.eval.every), 1)
     patience = int(config.train.early_stopping)
     patience_start = int(config.train.early_stopping_start)
+    monitor = config.train.early_stopping_monitor
     base_lr = table["optim.learning_rate"]
     # Reduce-on-plateau is fed only in the replicas whose schedule is "plateau".
     plateau_replicas = np.array([c.optim.schedule == "plateau" for c in replica_cfgs])
@@ -681,8 +684,11 @@ def _train_and_evaluate(config, workdir, overrides, label):
                     host["best_score"][r], host["best_epoch"][r] = score, epoch + 1
                     host["best_metrics"][r] = row
                     improved[r] = host["status"][r] == "running"
-                if row["loss"] < host["best_val_loss"][r]:
-                    host["best_val_loss"][r], host["bad_evals"][r] = row["loss"], 0
+                # The monitored value, lower is better ("best_val_loss": the name old
+                # checkpoints hold it under).
+                watched = row["loss"] if monitor == "loss" else -row["dice"]
+                if watched < host["best_val_loss"][r]:
+                    host["best_val_loss"][r], host["bad_evals"][r] = watched, 0
                 elif epoch + 1 > patience_start:
                     host["bad_evals"][r] += 1
                     if patience and host["bad_evals"][r] >= patience and \

@@ -180,6 +180,15 @@ def test_early_stopping_counts_patience_from_its_start_epoch(tfds_dir, tmp_path)
     assert (0, 6) not in h  # a stopped replica is no longer evaluated
     learner = [h[(1, e)]["loss"] for e in range(1, 8) if (1, e) in h]
     assert s["replicas"][1]["stopped_epoch"] == expected_stop(learner, 2, 3)
+    # Monitoring Dice instead: the learner's stop follows its Dice (higher is better).
+    c.train.early_stopping_monitor, c.train.early_stopping_start = "dice", 0
+    s = train.train_and_evaluate(c, str(tmp_path / "dice"), [{"optim.learning_rate": 3e-3,
+                                                              "seed": 1}])
+    h = history(str(tmp_path / "dice"))
+    dice = [-h[(0, e)]["dice"] for e in range(1, 8) if (0, e) in h]
+    assert s["replicas"][0]["stopped_epoch"] == expected_stop(dice, 2, 0)
+    assert expected_stop(dice, 2, 0) != expected_stop(
+        [h[(0, e)]["loss"] for e in range(1, 8) if (0, e) in h], 2, 0)
 
 
 def test_frozen_replica_does_not_change(tfds_dir):
