@@ -9,7 +9,8 @@ Grid: 7 optimizers x 5 learning rates (1e-5...1e-1) = 35 runs in 7 cohorts (one 
 family). Expected run time on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2):
 ~148 min (~2.5 h) by the planner's --dry_run estimate of 2026-11-23 (training, evaluation and
 compilation; early stopping shortens it; measured studies took 0.43x to 1.18x of it: 7-18%
-longer on 2026-11-22, less than half on 2026-11-23, when the machine ran about twice as fast).
+longer on 2026-11-22, less than half on 2026-11-23, when the machine ran about twice as fast;
+--dry_run --calibrate times this machine first).
 Weight decay: AdamW's decoupled decay of 1e-4 only; the other optimizers train without
 (as Adam, SGD and the rest are used by default).
 

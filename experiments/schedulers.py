@@ -11,7 +11,8 @@ per-epoch factor set by the host, so it may differ per replica). Expected run ti
 cores (this project's dev machine, XLA CPU, jax 0.10.2): ~226 min (~3.8 h) by the planner's
 --dry_run estimate of 2026-11-23 (training, evaluation and compilation; early stopping shortens
 it; measured studies took 0.43x to 1.18x of it: 7-18% longer on 2026-11-22, less than half on
-2026-11-23, when the machine ran about twice as fast). Result: not yet measured on the full
+2026-11-23, when the machine ran about twice as fast;
+--dry_run --calibrate times this machine first). Result: not yet measured on the full
 grid; the smoke variant runs in CI.
 """
 
