@@ -75,13 +75,13 @@ def _varying(configs_: list[dict]) -> list[str]:
     keys = [k for k in configs_[0] if k not in ("n", "diverged") and not k.endswith(
         ("_mean", "_std"))]
     keys = [k for k in keys if len({value(c, k) for c in configs_}) > 1]
-    if "label" in keys:
-        labels = len({value(c, "label") for c in configs_})
-        keys = ["label"] + [k for k in keys if k != "label" and len(
-            {(value(c, "label"), value(c, k)) for c in configs_}) > labels]
+    # The label first: it wins ties, and is never left out itself.
+    keys = sorted(keys, key=lambda k: k != "label")
 
-    # Likewise a field another one determines (AdamW's weight decay in an optimizer x
-    # learning-rate grid) names nothing new: left out, so the grid keeps its two axes.
+    # A field another one determines names nothing new (the loss weights behind a label,
+    # AdamW's own weight decay in an optimizer x learning-rate grid): left out, so names
+    # stay short and a grid keeps its two axes. Of two fields that determine each other
+    # the first stays.
     def count(k):
         return len({value(c, k) for c in configs_})
 
@@ -89,7 +89,7 @@ def _varying(configs_: list[dict]) -> list[str]:
         return len({(value(c, j), value(c, k)) for c in configs_}) == count(j)
 
     return [k for i, k in enumerate(keys)
-            if not any(determines(j, k) and (count(j) > count(k) or (
+            if k == "label" or not any(determines(j, k) and (count(j) > count(k) or (
                 count(j) == count(k) and keys.index(j) < i)) for j in keys if j != k)]
 
 

@@ -686,7 +686,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
                     improved[r] = host["status"][r] == "running"
                 # The monitored value, lower is better ("best_val_loss": the name old
                 # checkpoints hold it under).
-                watched = row["loss"] if monitor == "loss" else -row["dice"]
+                watched = -_select_score(row, monitor)
                 if watched < host["best_val_loss"][r]:
                     host["best_val_loss"][r], host["bad_evals"][r] = watched, 0
                 elif epoch + 1 > patience_start:
