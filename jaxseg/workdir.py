@@ -200,18 +200,24 @@ class Workdir:
         raise JaxsegError(f"workdir {self.path} has no replica {rid!r}; its replicas: {shown}")
 
 
-def cohort_config(cohort_dir: str) -> ml_collections.ConfigDict:
-    """The config a cohort was trained with (from its ``run.json``)."""
+def _run_meta(cohort_dir: str) -> dict:
+    """A cohort's ``run.json``, or a clear error when training has not started."""
     meta = _read_json(os.path.join(cohort_dir, "run.json"))
     if meta is None:
         raise JaxsegError(f"{cohort_dir} has not started training (no run.json)")
-    return ml_collections.ConfigDict(meta["config"])
+    return meta
+
+
+def cohort_config(cohort_dir: str) -> ml_collections.ConfigDict:
+    """The config a cohort was trained with (from its ``run.json``)."""
+    return ml_collections.ConfigDict(_run_meta(cohort_dir)["config"])
 
 
 def replica_config(rep: Replica) -> ml_collections.ConfigDict:
     """A replica's full resolved config: its cohort's config with its overrides applied."""
-    meta = _read_json(os.path.join(rep.cohort_dir, "run.json"))
-    return hparams.apply_overrides(cohort_config(rep.cohort_dir), meta["overrides"][rep.index])
+    meta = _run_meta(rep.cohort_dir)
+    return hparams.apply_overrides(ml_collections.ConfigDict(meta["config"]),
+                                   meta["overrides"][rep.index])
 
 
 def restore_replica(rep: Replica, which: str = "best", step: int | None = None):
