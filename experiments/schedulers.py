@@ -8,12 +8,12 @@ Command:
 
 Grid: 6 schedules x 3 optimizers = 18 runs in 3 cohorts (one per optimizer: the schedule is a
 per-epoch factor set by the host, so it may differ per replica). Expected run time on 2 CPU
-cores (this project's dev machine, XLA CPU, jax 0.10.2): ~226 min (~3.8 h) by the planner's
---dry_run estimate of 2026-11-23 (training, evaluation and compilation; early stopping shortens
-it; measured studies took 0.43x to 1.18x of it: 7-18% longer on 2026-11-22, less than half on
-2026-11-23, when the machine ran about twice as fast;
---dry_run --calibrate times this machine first). Result: not yet measured on the full
-grid; the smoke variant runs in CI.
+cores (this project's dev machine, XLA CPU, jax 0.10.2): every run trains all 150 epochs (no
+early stopping), so nothing shortens the estimate. --dry_run --calibrate on 2026-11-23 at 16:46
+timed the d3-w16 step at 0.40 s and estimated 135 min; the same step timed 0.24-0.28 s earlier
+that day (optimizer_lr, depth_width), which gives about 100 min. The built-in throughput says
+226 min. To split it over two sessions sharing the workdir: --cohorts=c000, then
+--cohorts=c001,c002. Result: not yet measured on the full grid; the smoke variant runs in CI.
 """
 
 from jaxseg import configs
