@@ -69,6 +69,9 @@ def default() -> ml_collections.ConfigDict:
     d.folds = 0  # >= 2: k-fold cross-validation over train + val
     d.fold = 0  # the held-out fold (a replica field: the folds of a grid share one cohort)
     d.fold_seed = 0  # the shuffle that deals images (volumes) to folds
+    # Pixel size in mm, (row, col), or (slice, row, col) for volume splits: HD95 in mm.
+    # Empty: unknown (PNG folders; the ACDC HDF5 conversion keeps none), HD95 in pixels.
+    d.spacing = ml_collections.FieldReference((), field_type=tuple)  # mm; () unknown
     d.phantom = ml_collections.ConfigDict(
         dict(size=96, seed=0, num_train=160, num_val=40, num_test=40))
 
@@ -100,6 +103,10 @@ def default() -> ml_collections.ConfigDict:
     lo.params = ml_collections.ConfigDict(dict(
         focal_gamma=2.0, focal_alpha=0.25, tversky_alpha=0.3, tversky_beta=0.7,
         lam=0.5, ecn_beta=0.999, smooth=1.0))
+    # wce's effective number of samples n_c: percent (the class's share of the training
+    # pixels in %, as the source study; the weights differ) | pixels (raw counts, Cui et
+    # al.; with beta=0.999 and 10^4+ pixels a class every weight is 1, i.e. plain CE).
+    lo.ecn_counts = "percent"  # wce's n_c: percent | pixels
 
     c.optim = o = ml_collections.ConfigDict()
     o.name = "adamw"  # adam | adamw | sgd | rmsprop | adagrad | adamax | adadelta
@@ -150,8 +157,11 @@ def default() -> ml_collections.ConfigDict:
     c.eval = e = ml_collections.ConfigDict()
     e.every = 1  # epochs between evaluations
     e.batch_size = 32
-    e.select = "dice"  # metric that picks the best epoch: dice (max) | loss (min)
-    e.bf_tolerance = 2.0  # pixels, boundary F1 distance tolerance
+    e.select = "dice"  # picks the best epoch: dice (max, pooled) | dice_image (max) | loss (min)
+    e.bf_tolerance = 2.0  # pixels, boundary F1 distance tolerance (bf_convention=jaxseg)
+    # jaxseg (tolerance bf_tolerance px) | matlab (0.75% of the image diagonal, as MATLAB's
+    # evaluateSemanticSegmentation; its MeanBFScore is the per-image bf_image).
+    e.bf_convention = "jaxseg"  # jaxseg | matlab
     e.hd95 = True  # compute HD95 at every eval (host-side distance transforms)
     return c
 
@@ -221,6 +231,34 @@ def without_added_defaults(recorded: dict, current: dict, defaults: dict | None 
         else:
             out[key] = value
     return out
+
+
+def with_added_defaults(recorded: dict) -> ml_collections.ConfigDict:
+    """A recorded config (a workdir's ``run.json``, an export) with later fields filled in.
+
+    A field added to jaxseg after the config was recorded takes its default, the value
+    the run was computed with (the counterpart of :func:`without_added_defaults`); the
+    loss terms are the recorded ones only.
+
+    Args:
+      recorded: the config as recorded (JSON).
+
+    Returns:
+      The config.
+    """
+
+    def fill(rec: dict, dflt: dict, path: str) -> dict:
+        out = dict(rec)
+        for key, value in dflt.items():
+            if key not in out:
+                out[key] = value
+            elif isinstance(value, dict) and isinstance(out[key], dict) and \
+                    f"{path}{key}" != "loss.weights":
+                out[key] = fill(out[key], value, f"{path}{key}.")
+        return out
+
+    return ml_collections.ConfigDict(fill(recorded, json.loads(
+        default().to_json_best_effort()), ""))
 
 
 def shared_data() -> str:

@@ -1,4 +1,4 @@
-"""Every loss of the source studies (GUIDE §6), multi-class and binary, with traced parameters.
+"""Every loss of the source studies, multi-class and binary, with traced parameters.
 
 A loss is a weighted sum of named *terms*; which terms exist is static (part of
 the compiled program), while every weight and every loss parameter may be a
@@ -8,10 +8,15 @@ Terms (``TERMS``):
 
 * ``ce``: categorical cross-entropy; with a sigmoid head this is binary CE.
 * ``bce``: binary cross-entropy of every class channel (one-vs-rest), averaged over
-  classes; for a sigmoid head it equals ``ce``.
+  classes; for a sigmoid head it equals ``ce``. ``log(1 - p_c)`` is the log-sum-exp of
+  the other classes' log-probabilities, exact where ``1 - p_c`` rounds to 0 in float32.
 * ``wce``: cross-entropy weighted by the effective number of samples,
   ``w_c = (1 - beta) / (1 - beta**n_c)`` normalised to sum to the number of
-  classes (Cui et al., 2019); ``n_c`` are the training set's pixel counts.
+  classes (Cui et al., 2019). ``n_c`` is the class's share of the training pixels in
+  percent (``loss.ecn_counts=percent``, as the source study: with beta 0.999 the
+  weights then differ, RV about 15x the background on cmr96) or its raw pixel count
+  (``pixels``, Cui et al.'s samples; with 10^4+ pixels a class ``beta**n_c`` is 0 and
+  every weight is 1, i.e. plain CE).
 * ``focal``: ``-alpha_t (1 - p_t)**gamma log p_t`` (Lin et al., 2017); ``alpha_t`` is
   ``alpha`` for foreground and ``1 - alpha`` for background with a sigmoid head, and
   ``alpha`` for every class with a softmax head.
@@ -53,19 +58,54 @@ def class_log_probs(logits: jax.Array, head: str) -> jax.Array:
     return jax.nn.log_softmax(logits, axis=-1)
 
 
+ECN_COUNTS = ("percent", "pixels")
+
+
+def ecn_sample_counts(pixel_counts, unit: str) -> np.ndarray:
+    """The ``n_c`` of :func:`effective_number_weights` from the training pixel counts.
+
+    Args:
+      pixel_counts: ``(K,)`` training pixels of each class.
+      unit: ``percent`` (each class's share of the pixels, in %) or ``pixels`` (as given).
+
+    Returns:
+      ``(K,)`` float64.
+    """
+    counts = np.asarray(pixel_counts, np.float64)
+    if unit == "percent":
+        return 100.0 * counts / max(counts.sum(), 1.0)
+    if unit == "pixels":
+        return counts
+    raise JaxsegError(f"loss.ecn_counts={unit!r}: choose from {list(ECN_COUNTS)}")
+
+
 def effective_number_weights(class_counts, beta) -> jax.Array:
     """Class weights ``(1 - beta) / (1 - beta**n_c)``, normalised to sum to K.
 
     Args:
-      class_counts: ``(K,)`` pixel counts of each class.
+      class_counts: ``(K,)`` effective-number sample counts ``n_c`` of each class
+        (:func:`ecn_sample_counts`); a class with ``n_c = 0`` never occurs and gets weight 0.
       beta: in [0, 1); may be traced.
 
     Returns:
       ``(K,)`` weights.
     """
     n = jnp.asarray(class_counts, jnp.float32)
-    w = (1.0 - beta) / (1.0 - jnp.power(beta, jnp.maximum(n, 1.0)))
+    present = n > 0
+    w = jnp.where(present, (1.0 - beta) / (1.0 - jnp.power(beta, jnp.where(present, n, 1.0))),
+                  0.0)
     return w * n.shape[0] / jnp.sum(w)
+
+
+def log1m_probs(logp: jax.Array) -> jax.Array:
+    """``log(1 - p_c)`` for every class from the log-probabilities ``(..., K)``.
+
+    ``1 - p_c`` is the sum of the other classes' probabilities, so its log is their
+    log-sum-exp: exact (and with the right gradient) where ``1 - p_c`` itself rounds to 0.
+    """
+    k = logp.shape[-1]
+    others = jnp.where(jnp.eye(k, dtype=bool), -jnp.inf, logp[..., None, :])
+    return jax.nn.logsumexp(others, axis=-1)
 
 
 def _soft_overlap(probs, onehot):
@@ -90,7 +130,7 @@ def term_values(logits: jax.Array, labels: jax.Array, params: Mapping[str, jax.A
       terms: the names of the terms to compute.
       head: ``softmax`` | ``sigmoid``.
       num_classes: K, including background.
-      class_counts: ``(K,)`` training pixel counts (needed by ``wce``).
+      class_counts: ``(K,)`` wce's sample counts ``n_c`` (:func:`ecn_sample_counts`).
 
     Returns:
       ``{term: scalar}``.
@@ -108,8 +148,7 @@ def term_values(logits: jax.Array, labels: jax.Array, params: Mapping[str, jax.A
 
     def bce():
         if "bce" not in cache:
-            log1m = jnp.log(jnp.clip(1.0 - probs, _EPS, 1.0))
-            cache["bce"] = -jnp.mean(onehot * logp + (1.0 - onehot) * log1m)
+            cache["bce"] = -jnp.mean(onehot * logp + (1.0 - onehot) * log1m_probs(logp))
         return cache["bce"]
 
     def dice_loss():
@@ -171,7 +210,7 @@ def total_loss(logits, labels, weights: Mapping[str, jax.Array], params: Mapping
       params: loss parameters, may be traced.
       head: ``softmax`` | ``sigmoid``.
       num_classes: K.
-      class_counts: training pixel counts (for ``wce``).
+      class_counts: wce's sample counts ``n_c`` (:func:`ecn_sample_counts`).
 
     Returns:
       ``(loss, {term: value})``.

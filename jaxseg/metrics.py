@@ -5,19 +5,40 @@ whole split and divided once at the end, so the result does not depend on the
 evaluation batch size or on padding (padded samples carry ``valid = 0``). The
 counts live in a clu ``Metric`` (:class:`SegSums`) inside a clu ``Collection``
 (:class:`EvalMetrics`), so they merge across batches and stack across replicas
-like any pytree.
+like any pytree. Which reference each metric follows, and where it differs, is
+written down in ``docs/metrics.md``.
 
-* Dice and IoU per class from TP/FP/FN over all pixels of the split; the headline
-  ``dice``/``iou`` are the means over the foreground classes.
-* Boundary F1 (BF) per class: boundary pixels of prediction and truth; a predicted
-  boundary pixel matches if a true one lies within ``tolerance`` pixels (Euclidean),
-  and vice versa; precision and recall come from the summed matches, BF is their
-  harmonic mean (Csurka et al., 2013, aggregated over the split).
+Two means, both reported (the pooled one is the default selection metric):
+
+* **pooled** (``dice``, ``iou``, ``bf``): per class from TP/FP/FN (or boundary matches)
+  summed over every pixel of the split, then the mean over the foreground classes.
+* **per image** (``dice_image``, ``iou_image``, ``bf_image``): per image and class, then
+  the mean over the images in which the class occurs in the truth or the prediction
+  (MATLAB ``evaluateSemanticSegmentation``'s ``ClassMetrics``), then over foreground
+  classes. It weighs a small structure's images as much as a large one's, so it is the
+  lower of the two on cmr96's RV.
+
+Definitions:
+
+* A class's *boundary* is the set of its pixels with a 4-neighbour outside it, the edge
+  of the field of view counting as outside (MATLAB ``bwperim``, medpy's surface). BF and
+  HD95 use the same boundary.
+* Boundary F1 (Csurka et al., 2013): a predicted boundary pixel matches if a true one
+  lies within ``tolerance`` pixels (Euclidean, ``<=``), and vice versa; precision and
+  recall are the matched fractions, BF their harmonic mean. A class in the truth that is
+  never predicted (or predicted but absent) has recall (precision) 0 and BF 0; a class
+  absent from both is undefined (NaN, left out of the means).
+* ``accuracy``: the fraction of pixels labelled right (MATLAB ``GlobalAccuracy``);
+  ``accuracy_per_class``: TP / (TP + FN), MATLAB's per-class ``Accuracy`` (recall).
 * Per-volume 3-D Dice for volume splits: counts summed per volume, Dice per volume
   and class, then the mean over volumes.
-* HD95 (host side, :func:`hd95`): the 95th percentile of the symmetric surface
-  distances per image (2-D) or per volume (3-D), averaged over the cases where
-  both masks are non-empty; it is per case, so also exact whatever the batching.
+* HD95 (host side, :func:`hd95`): medpy's ``hd95``, the 95th percentile of the surface
+  distances of both directions pooled (MONAI's ``percentile=95`` takes the larger of the
+  two directed percentiles instead, always >= this), per image (2-D) or per volume
+  (3-D), in millimetres when the data's spacing is known and in pixels/voxels
+  otherwise, averaged over the cases where both masks are non-empty. A case where one
+  mask is empty and the other not has no distance; it is counted in ``hd95_missed``
+  instead of being averaged.
 """
 
 import flax.struct
@@ -27,17 +48,39 @@ import numpy as np
 from clu import metrics as clu_metrics
 from scipy import ndimage
 
+from jaxseg.errors import JaxsegError
+
+MATLAB_BF_FRACTION = 0.0075  # evaluateSemanticSegmentation: 0.75% of the image diagonal
+
+
+def bf_tolerance(convention: str, tolerance: float, shape) -> float:
+    """The boundary F1 distance tolerance in pixels for a named convention.
+
+    Args:
+      convention: ``jaxseg`` (``tolerance`` pixels) or ``matlab`` (0.75% of the diagonal
+        of an image of ``shape``, as MATLAB's ``evaluateSemanticSegmentation``).
+      tolerance: the ``jaxseg`` tolerance in pixels.
+      shape: ``(H, W)`` of the images.
+
+    Returns:
+      The tolerance in pixels.
+    """
+    if convention == "matlab":
+        return MATLAB_BF_FRACTION * float(np.hypot(*shape[:2]))
+    if convention == "jaxseg":
+        return float(tolerance)
+    raise JaxsegError(f"eval.bf_convention={convention!r}: choose 'jaxseg' or 'matlab'")
+
 
 def _boundary(masks: jax.Array) -> jax.Array:
     """Boundary pixels of binary masks ``(B, H, W, K)``: inside, with an outside 4-neighbour.
 
-    The image border is not a boundary (outside pixels count as inside), matching
-    the contour of the structure rather than the edge of the field of view.
+    The edge of the field of view counts as outside (MATLAB ``bwperim``, medpy's surface
+    in :func:`hd95`): a structure cut by the image edge has a boundary there.
     """
-    m = masks.astype(jnp.int32)
-    eroded = jax.lax.reduce_window(m, 1, jax.lax.min, (1, 3, 3, 1), (1, 1, 1, 1),
-                                   ((0, 0), (1, 1), (1, 1), (0, 0)))
-    return (m == 1) & (eroded == 0)
+    m = jnp.pad(masks.astype(jnp.int32), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    inside = (m[:, :-2, 1:-1] & m[:, 2:, 1:-1] & m[:, 1:-1, :-2] & m[:, 1:-1, 2:])
+    return (m[:, 1:-1, 1:-1] == 1) & (inside == 0)
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -82,6 +125,18 @@ def _safe_div(a, b):
     return np.where(b > 0, a / np.maximum(b, 1), np.nan)
 
 
+def _f1(match_pred, n_pred, match_true, n_true, xp=np):
+    """Boundary F1 from matched and total boundary pixels; NaN where both are empty.
+
+    An empty side makes its ratio 0 (not undefined): a missed class has recall 0, a
+    false alarm precision 0, and both BF 0 (Csurka et al., 2013).
+    """
+    prec = match_pred / xp.maximum(n_pred, 1)
+    rec = match_true / xp.maximum(n_true, 1)
+    f = xp.where(prec + rec > 0, 2 * prec * rec / xp.where(prec + rec > 0, prec + rec, 1), 0.0)
+    return xp.where((n_pred + n_true) > 0, f, xp.nan)
+
+
 @flax.struct.dataclass
 class SegSums(clu_metrics.Metric):
     """Exact per-class counts for Dice, IoU, accuracy, boundary F1 and per-volume Dice.
@@ -94,6 +149,11 @@ class SegSums(clu_metrics.Metric):
       bf_pred: ``(K,)`` predicted boundary pixels.
       bf_match_true: ``(K,)`` true boundary pixels near a predicted boundary.
       bf_true: ``(K,)`` true boundary pixels.
+      img_dice: ``(K,)`` per-image Dice summed over the images where it is defined.
+      img_iou: ``(K,)`` per-image IoU, summed likewise.
+      img_bf: ``(K,)`` per-image boundary F1, summed likewise.
+      img_n: ``(K,)`` images in which the class occurs in the truth or the prediction
+        (where all three per-image metrics are defined).
       vol_tp: ``(V, K)`` per-volume TP (``V = 0`` for 2-D data).
       vol_fp: ``(V, K)`` per-volume FP.
       vol_fn: ``(V, K)`` per-volume FN.
@@ -106,6 +166,10 @@ class SegSums(clu_metrics.Metric):
     bf_pred: jax.Array
     bf_match_true: jax.Array
     bf_true: jax.Array
+    img_dice: jax.Array
+    img_iou: jax.Array
+    img_bf: jax.Array
+    img_n: jax.Array
     vol_tp: jax.Array
     vol_fp: jax.Array
     vol_fn: jax.Array
@@ -120,7 +184,8 @@ class SegSums(clu_metrics.Metric):
           labels: ``(B, H, W)`` true labels.
           valid: ``(B,)`` 1 for real samples, 0 for padding.
           num_classes: K (static).
-          tolerance: boundary F1 distance tolerance in pixels (static).
+          tolerance: boundary F1 distance tolerance in pixels (static; see
+            :func:`bf_tolerance`).
           volume: ``(B,)`` volume index per slice, for volume splits.
           num_volumes: V (static), 0 for 2-D data.
 
@@ -131,15 +196,25 @@ class SegSums(clu_metrics.Metric):
         v = valid.astype(bool)[:, None, None, None]
         pb = _boundary(jax.nn.one_hot(pred, num_classes, dtype=jnp.int32)) & v
         gb = _boundary(jax.nn.one_hot(labels, num_classes, dtype=jnp.int32)) & v
-        count = lambda x: jnp.sum(x, (0, 1, 2)).astype(jnp.int32)  # noqa: E731
+        per_image = lambda x: jnp.sum(x, (1, 2)).astype(jnp.int32)  # noqa: E731
+        bm_pred, b_pred = per_image(pb & _near(gb, tolerance)), per_image(pb)
+        bm_true, b_true = per_image(gb & _near(pb, tolerance)), per_image(gb)
+        present = ((tp + fp + fn) > 0) & (valid[:, None] > 0)  # (B, K)
+        tpf, fpf, fnf = (x.astype(jnp.float32) for x in (tp, fp, fn))
+        img_sum = lambda x: jnp.sum(jnp.where(present, x, 0.0), 0)  # noqa: E731
+        img_dice = img_sum(2 * tpf / jnp.maximum(2 * tpf + fpf + fnf, 1))
+        img_iou = img_sum(tpf / jnp.maximum(tpf + fpf + fnf, 1))
+        img_bf = img_sum(jnp.nan_to_num(_f1(bm_pred, b_pred, bm_true, b_true, jnp)))
         if num_volumes:
             seg = lambda x: jax.ops.segment_sum(x, volume, num_volumes)  # noqa: E731
             vtp, vfp, vfn = seg(tp), seg(fp), seg(fn)
         else:
             vtp = vfp = vfn = jnp.zeros((0, num_classes), jnp.int32)
         return cls(tp=tp.sum(0), fp=fp.sum(0), fn=fn.sum(0),
-                   bf_match_pred=count(pb & _near(gb, tolerance)), bf_pred=count(pb),
-                   bf_match_true=count(gb & _near(pb, tolerance)), bf_true=count(gb),
+                   bf_match_pred=bm_pred.sum(0), bf_pred=b_pred.sum(0),
+                   bf_match_true=bm_true.sum(0), bf_true=b_true.sum(0),
+                   img_dice=img_dice, img_iou=img_iou, img_bf=img_bf,
+                   img_n=jnp.sum(present, 0).astype(jnp.int32),
                    vol_tp=vtp, vol_fp=vfp, vol_fn=vfn)
 
     def merge(self, other: "SegSums") -> "SegSums":
@@ -152,22 +227,21 @@ class SegSums(clu_metrics.Metric):
         total = (tp + fn).sum()  # every labelled pixel is a TP or FN of its true class
         out = {"dice_per_class": _safe_div(2 * tp, 2 * tp + fp + fn),
                "iou_per_class": _safe_div(tp, tp + fp + fn),
-               "accuracy": float(tp.sum() / total) if total else np.nan}
-        prec = _safe_div(np.asarray(self.bf_match_pred, np.float64),
-                         np.asarray(self.bf_pred, np.float64))
-        rec = _safe_div(np.asarray(self.bf_match_true, np.float64),
-                        np.asarray(self.bf_true, np.float64))
-        out["bf_per_class"] = np.where(prec + rec > 0, 2 * prec * rec / np.where(
-            prec + rec > 0, prec + rec, 1), 0.0)
-        out["bf_per_class"] = np.where(np.isnan(prec) | np.isnan(rec), np.nan,
-                                       out["bf_per_class"])
+               "accuracy": float(tp.sum() / total) if total else np.nan,
+               "accuracy_per_class": _safe_div(tp, tp + fn)}
+        out["bf_per_class"] = _f1(*(np.asarray(x, np.float64) for x in (
+            self.bf_match_pred, self.bf_pred, self.bf_match_true, self.bf_true)))
+        n = np.asarray(self.img_n, np.float64)
+        for name in ("dice", "iou", "bf"):
+            out[f"{name}_image_per_class"] = _safe_div(
+                np.asarray(getattr(self, f"img_{name}"), np.float64), n)
         if np.asarray(self.vol_tp).shape[0]:
             vtp, vfp, vfn = (np.asarray(x, np.float64)
                              for x in (self.vol_tp, self.vol_fp, self.vol_fn))
             per_volume = _safe_div(2 * vtp, 2 * vtp + vfp + vfn)  # (V, K)
             out["volume_dice_per_class"] = _nanmean(per_volume, axis=0)
             out["volume_dice"] = float(_nanmean(out["volume_dice_per_class"][1:]))
-        for name in ("dice", "iou", "bf"):
+        for name in ("dice", "iou", "bf", "dice_image", "iou_image", "bf_image"):
             out[name] = float(_nanmean(out[f"{name}_per_class"][1:]))
         return out
 
@@ -187,28 +261,42 @@ class EvalMetrics(clu_metrics.Collection):
     seg: SegSums
 
 
-def hd95(pred: np.ndarray, true: np.ndarray) -> float:
-    """95th-percentile symmetric Hausdorff distance between two binary masks (pixels).
+def surface(mask: np.ndarray) -> np.ndarray:
+    """Boundary voxels of a binary mask: inside, with a face-neighbour outside it.
+
+    The edge of the array counts as outside, as in medpy (``binary_erosion`` with its
+    default ``border_value=0``) and MATLAB's ``bwperim``: a structure that reaches the
+    first or last slice of a volume has a surface there.
+    """
+    structure = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure, border_value=0)
+
+
+def hd95(pred: np.ndarray, true: np.ndarray, spacing=None) -> float:
+    """95th-percentile symmetric Hausdorff distance between two binary masks (medpy's).
+
+    The distances from each surface voxel of one mask to the other's surface, both
+    directions pooled, then their 95th percentile (medpy ``hd95``).
 
     Args:
       pred: boolean mask, 2-D or 3-D.
       true: boolean mask of the same shape.
+      spacing: the size of a pixel/voxel along each axis (e.g. mm), or None for 1.
 
     Returns:
-      The distance, or NaN when either mask is empty.
+      The distance in the units of ``spacing``; NaN when both masks are empty and
+      ``inf`` when exactly one is (a missed or a spurious structure: no distance exists).
     """
     if not pred.any() or not true.any():
-        return np.nan
-    structure = ndimage.generate_binary_structure(pred.ndim, 1)
-    pb = pred ^ ndimage.binary_erosion(pred, structure, border_value=1)
-    tb = true ^ ndimage.binary_erosion(true, structure, border_value=1)
-    d_to_true = ndimage.distance_transform_edt(~tb)[pb]
-    d_to_pred = ndimage.distance_transform_edt(~pb)[tb]
+        return np.nan if not pred.any() and not true.any() else np.inf
+    pb, tb = surface(pred.astype(bool)), surface(true.astype(bool))
+    d_to_true = ndimage.distance_transform_edt(~tb, sampling=spacing)[pb]
+    d_to_pred = ndimage.distance_transform_edt(~pb, sampling=spacing)[tb]
     return float(np.percentile(np.concatenate([d_to_true, d_to_pred]), 95))
 
 
 def hd95_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
-                  volume: np.ndarray | None = None) -> np.ndarray:
+                  volume: np.ndarray | None = None, spacing=None) -> np.ndarray:
     """HD95 per case (image, or volume when ``volume`` is given) and class.
 
     Args:
@@ -216,22 +304,63 @@ def hd95_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
       labels: ``(N, H, W)`` true labels.
       num_classes: K.
       volume: ``(N,)`` volume index of each slice (slices in order), or None.
+      spacing: pixel size ``(row, col)`` for images or voxel size ``(slice, row, col)``
+        for volumes, shared by every case; or one such tuple per case; or None (units of
+        pixels/voxels).
 
     Returns:
-      ``(cases, K)`` distances, NaN where undefined (class 0 is left NaN).
+      ``(cases, K)`` distances: NaN where the class is in neither mask (class 0 is left
+      NaN), ``inf`` where it is in exactly one.
     """
     if volume is None:
         cases = [(pred[i], labels[i]) for i in range(pred.shape[0])]
     else:
         cases = [(pred[volume == v], labels[volume == v]) for v in np.unique(volume)]
+    per_case = spacing is not None and np.ndim(spacing) == 2
     out = np.full((len(cases), num_classes), np.nan)
     for i, (p, g) in enumerate(cases):
+        s = spacing[i] if per_case else spacing
         for c in range(1, num_classes):
-            out[i, c] = hd95(p == c, g == c)
+            out[i, c] = hd95(p == c, g == c, s)
     return out
 
 
-def summarize_hd95(per_case: np.ndarray) -> dict:
-    """Mean HD95 per class over the cases where it is defined, and over foreground classes."""
-    per_class = _nanmean(per_case, axis=0)
-    return {"hd95_per_class": per_class, "hd95": float(_nanmean(per_class[1:]))}
+def hd95_spacing(spacing, volumes: bool) -> tuple:
+    """The spacing HD95 is computed with, and the unit its distances are in.
+
+    Args:
+      spacing: the ``data.spacing`` config, ``()`` when unknown.
+      volumes: whether the cases are volumes (3-D) rather than images.
+
+    Returns:
+      ``(spacing or None, unit)``: ``mm`` with a spacing, else ``voxels``/``px``.
+    """
+    spacing = tuple(float(x) for x in spacing or ())
+    if not spacing:
+        return None, "voxels" if volumes else "px"
+    want = 3 if volumes else 2
+    if len(spacing) != want or min(spacing) <= 0:
+        raise JaxsegError(
+            f"data.spacing={spacing}: give {want} positive sizes in mm, "
+            + ("(slice, row, col) for volumes" if volumes else "(row, col) for images"))
+    return spacing, "mm"
+
+
+def summarize_hd95(per_case: np.ndarray, unit: str = "px") -> dict:
+    """Mean HD95 per class over the cases where it is defined, and over foreground classes.
+
+    Args:
+      per_case: from :func:`hd95_per_case`.
+      unit: what the distances are in (``mm``, ``px`` or ``voxels``), recorded beside them.
+
+    Returns:
+      ``hd95_per_class``, ``hd95`` (the foreground mean), ``hd95_missed_per_class`` and
+      ``hd95_missed`` (cases where the class was in only one of the two masks, left out of
+      the means) and ``hd95_unit``.
+    """
+    per_case = np.asarray(per_case, np.float64)
+    missed = np.isinf(per_case).sum(0)
+    per_class = _nanmean(np.where(np.isinf(per_case), np.nan, per_case), axis=0)
+    return {"hd95_per_class": per_class, "hd95": float(_nanmean(per_class[1:])),
+            "hd95_missed_per_class": missed, "hd95_missed": int(missed[1:].sum()),
+            "hd95_unit": unit}

@@ -27,7 +27,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from jaxseg import losses, metrics, outputs, replicas
+from jaxseg import configs, losses, metrics, outputs, replicas
 from jaxseg import workdir as workdir_lib
 from jaxseg.data import preprocess, readers
 from jaxseg.errors import JaxsegError
@@ -165,7 +165,7 @@ def from_export(path: str) -> Model:
         raise JaxsegError(f"{path} is not an exported jaxseg model (no export.json); export "
                           "one with `jaxseg inspect --workdir=DIR --replica=ID --export=PATH`")
     with open(os.path.join(path, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        config = configs.with_added_defaults(json.load(f))
     with open(os.path.join(path, "export.json")) as f:
         meta = json.load(f)
     with ocp.StandardCheckpointer() as ck:
@@ -341,10 +341,12 @@ def case_metrics(pred: np.ndarray, labels: np.ndarray, config) -> dict:
     sums = metrics.SegSums.from_model_output(
         pred=jnp.asarray(pred, jnp.int32), labels=jnp.asarray(labels, jnp.int32),
         valid=jnp.ones(len(pred), jnp.float32), num_classes=k,
-        tolerance=float(config.eval.bf_tolerance))
+        tolerance=metrics.bf_tolerance(config.eval.bf_convention, config.eval.bf_tolerance,
+                                       pred.shape[1:3]))
     volume = np.zeros(len(pred), np.int32) if len(pred) > 1 else None
-    per_case = metrics.hd95_per_case(pred, labels, k, volume)
-    return sums, per_case, {**sums.compute(), **metrics.summarize_hd95(per_case)}
+    spacing, unit = metrics.hd95_spacing(config.data.spacing, volume is not None)
+    per_case = metrics.hd95_per_case(pred, labels, k, volume, spacing)
+    return sums, per_case, {**sums.compute(), **metrics.summarize_hd95(per_case, unit)}
 
 
 def _save_png(path: str, arr: np.ndarray) -> None:
@@ -398,12 +400,14 @@ def run_predict(model: Model, inp: str, out_dir: str, masks: str | None = None) 
             sums, per_case, m = case_metrics(pred, case.labels, config)
             total = sums if total is None else total.merge(sums)
             per_case_hd.append(per_case)
-            row.update({key: m[key] for key in ("dice", "iou", "bf", "hd95")})
+            row.update({key: m[key] for key in ("dice", "iou", "bf", "dice_image",
+                                                "hd95", "hd95_missed", "hd95_unit")})
             row["dice_per_class"] = m["dice_per_class"]
         rows.append(row)
     overall = None
     if total is not None:
-        overall = {**total.compute(), **metrics.summarize_hd95(np.concatenate(per_case_hd))}
+        overall = {**total.compute(), **metrics.summarize_hd95(
+            np.concatenate(per_case_hd), m["hd95_unit"])}
     result = outputs.jsonable({"model": model.meta, "input": os.path.abspath(inp),
                                "cases": rows, "metrics": overall})
     outputs.write_json(os.path.join(out_dir, "predictions.json"), result)
@@ -420,6 +424,13 @@ def format_metrics(result: dict, class_names) -> str:
     names = list(class_names)[1:]
     per = ", ".join(f"{n} {d:.4f}" for n, d in zip(names, m["dice_per_class"][1:],
                                                      strict=False) if d is not None)
-    return (f"{len(result['cases'])} case(s): mean foreground Dice {m['dice']:.4f} ({per}); "
-            f"IoU {m['iou']:.4f}; BF {m['bf']:.4f}; HD95 {m['hd95']:.2f} px")
+
+    def f(key, digits=4):
+        return "n/a" if m.get(key) is None else f"{m[key]:.{digits}f}"
+
+    missed = f", {m['hd95_missed']} case(s) with a class in one mask only" \
+        if m.get("hd95_missed") else ""
+    return (f"{len(result['cases'])} case(s): mean foreground Dice {f('dice')} pooled over "
+            f"pixels ({per}), {f('dice_image')} per image; IoU {f('iou')}; BF {f('bf')}; "
+            f"HD95 {f('hd95', 2)} {m.get('hd95_unit', 'px')}{missed}")
 

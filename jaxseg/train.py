@@ -53,7 +53,8 @@ class Static:
       terms: the loss terms present.
       head: ``softmax`` | ``sigmoid``.
       num_classes: K.
-      class_counts: training pixel counts per class (for ``wce``).
+      class_counts: wce's effective-number sample counts per class (the training pixel
+        counts in the unit ``loss.ecn_counts`` names).
       augment: the augmentation config.
       dropout: per stage, whether any replica uses dropout there.
       tolerance: boundary F1 tolerance (pixels).
@@ -244,10 +245,12 @@ def build_static(config: ml_collections.ConfigDict, data: datasets.SegData,
         model=model, tx=optim.make_optimizer(config.optim),
         plateau=optim.make_plateau(config.optim),
         terms=tuple(config.loss.weights), head=config.model.head,
-        num_classes=data.num_classes, class_counts=data.class_counts,
+        num_classes=data.num_classes,
+        class_counts=losses.ecn_sample_counts(data.class_counts, config.loss.ecn_counts),
         augment=ml_collections.FrozenConfigDict(config.augment),
         dropout=tuple(bool(np.any(table[f"model.dropout.{s}"] > 0)) for s in STAGES),
-        tolerance=float(config.eval.bf_tolerance),
+        tolerance=metrics.bf_tolerance(config.eval.bf_convention, config.eval.bf_tolerance,
+                                       data.train.images.shape[1:3]),
         num_volumes=len(data.val.volume_ids or []))
 
 
@@ -503,10 +506,11 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
         row = {"loss": float(res["loss"]), **res["seg"]}
         if config.eval.hd95:
             ix = index[0 if shared else r]
+            spacing, unit = metrics.hd95_spacing(config.data.spacing, split.volume is not None)
             per_case = metrics.hd95_per_case(
                 preds[r][:len(ix)], split.labels[ix], cohort.static.num_classes,
-                None if split.volume is None else split.volume[ix])
-            row.update(metrics.summarize_hd95(per_case))
+                None if split.volume is None else split.volume[ix], spacing)
+            row.update(metrics.summarize_hd95(per_case, unit))
         out.append(row)
     return out
 
@@ -530,7 +534,7 @@ def _check_workdir(workdir: str, run_meta: dict) -> None:
 
 
 def _select_score(row: dict, select: str) -> float:
-    return -row["loss"] if select == "loss" else row["dice"]
+    return -row["loss"] if select == "loss" else row[select]
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -561,10 +565,12 @@ def _train_and_evaluate(config, workdir, overrides, label):
     replica_cfgs = hparams.replica_configs(config, overrides or [{}])
     table = hparams.table(replica_cfgs)
     R = len(replica_cfgs)
-    for field, value in (("eval.select", config.eval.select),
-                         ("train.early_stopping_monitor", config.train.early_stopping_monitor)):
-        if value not in ("dice", "loss"):
-            raise JaxsegError(f"{field}={value!r}: choose 'dice' or 'loss'")
+    for field, value, choices in (
+            ("eval.select", config.eval.select, ("dice", "dice_image", "loss")),
+            ("train.early_stopping_monitor", config.train.early_stopping_monitor,
+             ("dice", "loss"))):
+        if value not in choices:
+            raise JaxsegError(f"{field}={value!r}: choose from {list(choices)}")
     os.makedirs(workdir, exist_ok=True)
     run_meta = {"config": configs.identity(config),
                 "overrides": [dict(o) for o in (overrides or [{}])]}

@@ -19,7 +19,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxseg import checkpoint, hparams, outputs
+from jaxseg import checkpoint, configs, hparams, outputs
 from jaxseg.errors import JaxsegError
 
 LOCK = "lock.json"
@@ -210,13 +210,13 @@ def _run_meta(cohort_dir: str) -> dict:
 
 def cohort_config(cohort_dir: str) -> ml_collections.ConfigDict:
     """The config a cohort was trained with (from its ``run.json``)."""
-    return ml_collections.ConfigDict(_run_meta(cohort_dir)["config"])
+    return configs.with_added_defaults(_run_meta(cohort_dir)["config"])
 
 
 def replica_config(rep: Replica) -> ml_collections.ConfigDict:
     """A replica's full resolved config: its cohort's config with its overrides applied."""
     meta = _run_meta(rep.cohort_dir)
-    return hparams.apply_overrides(ml_collections.ConfigDict(meta["config"]),
+    return hparams.apply_overrides(configs.with_added_defaults(meta["config"]),
                                    meta["overrides"][rep.index])
 
 

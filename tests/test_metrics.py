@@ -57,7 +57,9 @@ def test_hd95_by_hand():
     # Distances a->b: [3]; b->a: [3, 4]; 95th percentile of [3, 3, 4] (linear) = 3.9.
     assert metrics.hd95(a, b) == pytest.approx(3.9)
     assert metrics.hd95(a, a) == 0.0
-    assert np.isnan(metrics.hd95(a, np.zeros_like(a)))
+    # One empty mask: no distance exists (inf, counted as missed); both empty: undefined.
+    assert metrics.hd95(a, np.zeros_like(a)) == np.inf
+    assert np.isnan(metrics.hd95(np.zeros_like(a), np.zeros_like(a)))
     per_case = metrics.hd95_per_case(np.stack([a * 1, a * 1]), np.stack([b * 1, a * 1]), 2)
     assert metrics.summarize_hd95(per_case)["hd95"] == pytest.approx((3.9 + 0.0) / 2)
 

@@ -17,7 +17,13 @@ from jaxseg.outputs import is_writer, jsonable, write_json
 
 # Axes that repeat a configuration rather than define it.
 REPEAT_AXES = ("seed", "data.fold")
-LOWER_IS_BETTER = ("loss", "val_loss", "hd95", "train_loss")
+LOWER_IS_BETTER = ("loss", "val_loss", "hd95", "train_loss", "hd95_missed")
+# A row's bookkeeping: neither a hyperparameter nor a metric to average.
+INFO_KEYS = ("run", "cohort", "status", "best_epoch", "hd95_unit")
+# Best-epoch metrics copied into a row when the evaluation computed them: pooled over
+# pixels, per image (``*_image``), and HD95 with its unit and its undefined cases.
+ROW_METRICS = ("dice_image", "iou", "bf", "bf_image", "hd95", "hd95_missed",
+               "accuracy", "volume_dice")
 
 
 def run_row(run, cohort: str, overrides: dict, status: str, best_epoch: int,
@@ -42,9 +48,11 @@ def run_row(run, cohort: str, overrides: dict, status: str, best_epoch: int,
     per = best.get("dice_per_class")
     for c, name in enumerate(class_names[1:], start=1):
         row[f"dice_{name}"] = per[c] if per else None
-    for key in ("iou", "bf", "hd95", "accuracy", "volume_dice"):
+    for key in ROW_METRICS:
         if key in best:
             row[key] = best[key]
+    if "hd95" in best:
+        row["hd95_unit"] = best.get("hd95_unit", "px")
     return row
 
 
@@ -104,14 +112,13 @@ def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict
 
 
 def _is_metric(key):
-    return key in ("val_loss", "dice", "iou", "bf", "hd95", "accuracy", "volume_dice",
-                   "wall_time_s") or key.startswith("dice_")
+    return key in ("val_loss", "dice", "wall_time_s", *ROW_METRICS) or key.startswith("dice_")
 
 
 def config_key(row: dict) -> str:
     """The configuration a run belongs to: its hyperparameters except seed and fold (JSON)."""
     key = {k: v for k, v in row.items() if not _is_metric(k) and k not in
-           ("run", "cohort", "status", "best_epoch", *REPEAT_AXES)}
+           (*INFO_KEYS, *REPEAT_AXES)}
     return json.dumps(key, sort_keys=True, default=str)
 
 
@@ -167,9 +174,11 @@ def tables(rows: list[dict], configs_: list[dict]):
       configs_: from :func:`configurations`.
     """
     keys = _columns(rows)
-    hyper = [k for k in keys if not _is_metric(k) and k not in ("run", "cohort", "status",
-                                                                 "best_epoch")]
+    hyper = [k for k in keys if not _is_metric(k) and k not in INFO_KEYS]
     metrics = [k for k in keys if _is_metric(k)]
+    units = {r["hd95_unit"] for r in rows if r.get("hd95_unit")}
+    # HD95's column says what its distances are in (mm where the spacing is known).
+    label = {"hd95": f"hd95 ({'/'.join(sorted(units))})"} if units else {}
     cfg_hyper = [k for k in hyper if k not in REPEAT_AXES]
     show = [m for m in metrics if m != "wall_time_s"]
     cfg_cells = []
@@ -182,7 +191,8 @@ def tables(rows: list[dict], configs_: list[dict]):
         cfg_cells.append(cells)
     cols = ["run", "cohort"] + hyper + ["status", "best_epoch"] + metrics
     run_cells = [[_fmt(r.get(k)) for k in cols] for r in rows]
-    return (cfg_hyper + ["n"] + show, cfg_cells), (cols, run_cells)
+    return ((cfg_hyper + ["n"] + [label.get(m, m) for m in show], cfg_cells),
+            ([label.get(c, c) for c in cols], run_cells))
 
 
 def markdown_table(header: list[str], cells: list[list[str]]) -> list[str]:
