@@ -23,6 +23,10 @@ Inverse Dice alone (lambda 0 without BCE) does not learn the foreground (0.19): 
 Dice it optimises is near 1 for an all-background mask; BCE rescues it (0.83). From lambda 0.4
 up both losses sit within seed spread of each other and of plain Dice (loss_functions.py:
 0.865); lambda 0.2 costs about 0.01. Tables and figures: docs/studies/switching_lambda/.
+Measured before commit fc8bc6b computed BCE's log(1 - p) exactly (it was clipped at 1e-7);
+not re-run. loss_functions.py's BCE rows, re-run with the fix, moved within seed spread, and
+the clip did not bind at their best weights: the BCE column above should repeat within its
+spread, not to the digit. Its BF and HD95 tables use the earlier definitions (docs/metrics.md).
 """
 
 from jaxseg import configs

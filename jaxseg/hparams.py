@@ -11,7 +11,7 @@ import copy
 import ml_collections
 import numpy as np
 
-from jaxseg import configs, losses, optim
+from jaxseg import configs, losses, metrics, optim
 from jaxseg.errors import JaxsegError
 
 
@@ -126,6 +126,12 @@ def validate(config: ml_collections.ConfigDict, t: dict) -> None:
                     {k[len("loss.params."):]: v for k, v in t.items()
                      if k.startswith("loss.params.")},
                     int(config.data.num_classes), config.model.head)
+    # Static choices read only once the data are loaded: refused before that.
+    for field, value, choices in (("loss.ecn_counts", config.loss.ecn_counts, losses.ECN_COUNTS),
+                                  ("eval.bf_convention", config.eval.bf_convention,
+                                   metrics.BF_CONVENTIONS)):
+        if value not in choices:
+            raise JaxsegError(f"{field}={value!r}: choose from {list(choices)}")
     for stage in ("encoder", "bottleneck", "decoder"):
         v = t[f"model.dropout.{stage}"]
         if np.any((v < 0) | (v >= 1)):

@@ -102,8 +102,10 @@ def describe_replica(wd: workdir_lib.Workdir, rep: workdir_lib.Replica,
         names = list(config.data.class_names)[1:]
         lines.append("best validation: Dice " + _fmt(rep.best.get("dice")) + " ("
                      + ", ".join(f"{n} {_fmt(d)}" for n, d in zip(names, per[1:], strict=False))
-                     + f"), IoU {_fmt(rep.best.get('iou'))}, BF {_fmt(rep.best.get('bf'))}, "
-                     f"HD95 {_fmt(rep.best.get('hd95'))}, loss {_fmt(rep.best.get('loss'))}")
+                     + f"), per image {_fmt(rep.best.get('dice_image'))}; IoU "
+                     f"{_fmt(rep.best.get('iou'))}, BF {_fmt(rep.best.get('bf'))}, HD95 "
+                     f"{_fmt(rep.best.get('hd95'))} {rep.best.get('hd95_unit', 'px')}, loss "
+                     f"{_fmt(rep.best.get('loss'))}")
     steps = checkpoint.CohortCheckpoints.steps_in(f"{rep.cohort_dir}/checkpoints")
     lines.append(f"checkpoint steps (epochs): {steps or 'none yet'}")
     if steps:

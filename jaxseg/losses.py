@@ -235,6 +235,10 @@ def validate(weights: Mapping, params: Mapping, num_classes: int, head: str) -> 
     for name in weights:
         if name not in TERMS:
             raise JaxsegError(f"unknown loss term {name!r}; choose from {list(TERMS)}")
+    for name, w in weights.items():
+        if np.any(np.asarray(w, np.float64) < 0):
+            raise JaxsegError(f"loss.weights.{name}={np.asarray(w).tolist()}: a loss weight "
+                              "must be >= 0 (a negative one trains against its term)")
     for name in params:
         if name not in PARAMS:
             raise JaxsegError(f"unknown loss parameter {name!r}; choose from {list(PARAMS)}")

@@ -15,8 +15,9 @@ Two means, both reported (the pooled one is the default selection metric):
 * **per image** (``dice_image``, ``iou_image``, ``bf_image``): per image and class, then
   the mean over the images in which the class occurs in the truth or the prediction
   (MATLAB ``evaluateSemanticSegmentation``'s ``ClassMetrics``), then over foreground
-  classes. It weighs a small structure's images as much as a large one's, so it is the
-  lower of the two on cmr96's RV.
+  classes. It weighs a small structure's images as much as a large one's. The per-image
+  values are summed in float32, so this mean agrees across batch sizes to float32
+  precision rather than bit for bit.
 
 Definitions:
 
@@ -51,6 +52,7 @@ from scipy import ndimage
 from jaxseg.errors import JaxsegError
 
 MATLAB_BF_FRACTION = 0.0075  # evaluateSemanticSegmentation: 0.75% of the image diagonal
+BF_CONVENTIONS = ("jaxseg", "matlab")
 
 
 def bf_tolerance(convention: str, tolerance: float, shape) -> float:
@@ -69,7 +71,7 @@ def bf_tolerance(convention: str, tolerance: float, shape) -> float:
         return MATLAB_BF_FRACTION * float(np.hypot(*shape[:2]))
     if convention == "jaxseg":
         return float(tolerance)
-    raise JaxsegError(f"eval.bf_convention={convention!r}: choose 'jaxseg' or 'matlab'")
+    raise JaxsegError(f"eval.bf_convention={convention!r}: choose from {list(BF_CONVENTIONS)}")
 
 
 def _boundary(masks: jax.Array) -> jax.Array:

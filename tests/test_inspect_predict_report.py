@@ -82,8 +82,12 @@ def test_export_and_predict_reproduce_the_sweeps_evaluation(sweep, tmp_path, tfd
     assert got["dice"] == pytest.approx(run["dice"], rel=1e-9)
     for name, value in zip(("RV", "MYO", "LV"), got["dice_per_class"][1:], strict=True):
         assert value == pytest.approx(run[f"dice_{name}"], rel=1e-9)
-    for key in ("iou", "bf", "hd95", "accuracy"):
+    for key in ("iou", "bf", "hd95", "hd95_missed", "accuracy"):
         assert got[key] == pytest.approx(run[key], rel=1e-9), key
+    # Per-image means are float32 sums, merged in another order here (one image at a time).
+    for key in ("dice_image", "bf_image"):
+        assert got[key] == pytest.approx(run[key], rel=1e-6), key
+    assert "per image" in out.stdout and "HD95" in out.stdout and " px" in out.stdout
     # ... and the same masks as the replica loaded from the workdir on the TFDS val split.
     rep = workdir.Workdir(wd).replica(str(run["run"]))
     model = predict.from_replica(rep)
@@ -306,3 +310,24 @@ def test_a_structure_keeps_its_colour_whatever_its_index():
                           colours=predict.class_colours(("bg", "MYO", "blood")))
     np.testing.assert_array_equal(pic[0, 0], np.round(102 * 0.55 + green * 0.45))
     np.testing.assert_array_equal(pic[0, 1], [102, 102, 102])
+
+
+def test_predict_with_undefined_metrics_says_na_and_exits_0(sweep, tmp_path, tfds_dir,
+                                                             xla_cache):
+    # An empty mask: Dice is undefined for every class the model does not predict there,
+    # and HD95 has no distance. Written as null, printed as n/a, exit 0.
+    wd, cmr96, _ = sweep
+    (tmp_path / "img").mkdir()
+    (tmp_path / "msk").mkdir()
+    Image.open(os.path.join(cmr96, "val", "image", "cmr101.png")).save(
+        tmp_path / "img" / "cmr101.png")
+    Image.fromarray(np.zeros((96, 96), np.uint8)).save(tmp_path / "msk" / "cmr101_mask.png")
+    out = cli(["predict", f"--workdir={wd}", "--replica=0", f"--input={tmp_path / 'img'}",
+               f"--masks={tmp_path / 'msk'}", f"--output={tmp_path / 'pred'}"],
+              tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with open(tmp_path / "pred" / "metrics.json") as f:
+        got = json.load(f)
+    assert got["hd95"] is None and "HD95 n/a" in out.stdout
+    # Whatever foreground the model predicts on the empty truth scores 0 (a false alarm).
+    assert got["dice"] in (None, 0.0)

@@ -117,3 +117,79 @@ def test_bad_names_and_ranges():
         losses.validate({"dice": 1.0}, {**P, "lam": np.array([0.5, 1.5])}, 4, "softmax")
     with pytest.raises(JaxsegError, match="unknown loss parameter"):
         losses.validate({"dice": 1.0}, {"gama": 1.0}, 4, "softmax")
+
+
+def test_bce_exact_for_confident_logits():
+    # |z| = 30: softmax over 2 classes, logits [30, 0], true class 1 (confidently wrong).
+    # -log p_1 = 30 + log(1 + e^-30) = 30; -log(1 - p_0) = -log p_1 = 30 -> BCE = 30.
+    # (Clipping 1 - p at 1e-7 capped the second term at 16.1 nats with no gradient.)
+    z = jnp.array([[[[30.0, 0.0]]]])
+    y = jnp.array([[[1]]])
+    out = terms(("ce", "bce"), logits=z, labels=y)
+    assert float(out["ce"]) == pytest.approx(30.0, rel=1e-6)
+    assert float(out["bce"]) == pytest.approx(30.0, rel=1e-6)
+    # Gradient of BCE w.r.t. the logits: each of the two terms gives (p - y) per class
+    # channel, averaged over the 2 channels: d/dz = [1, -1] (as CE's), not halved.
+    g = jax.grad(lambda x: terms(("bce",), logits=x, labels=y)["bce"])(z)
+    np.testing.assert_allclose(np.asarray(g)[0, 0, 0], [1.0, -1.0], atol=1e-6)
+    # Sigmoid head: z = 30 with label 0 and z = -30 with label 1: BCE = CE = 30, and the
+    # gradients agree (sigmoid(z) - y = +1 and -1, over 2 pixels: +-0.5).
+    zs = jnp.array([[[[30.0], [-30.0]]]])
+    ys = jnp.array([[[0, 1]]])
+    out = terms(("ce", "bce"), logits=zs, labels=ys, head="sigmoid")
+    assert float(out["bce"]) == pytest.approx(float(out["ce"]), rel=1e-6)
+    assert float(out["bce"]) == pytest.approx(30.0, rel=1e-6)
+    for name in ("bce", "ce"):
+        g = jax.grad(lambda x, n=name: terms((n,), logits=x, labels=ys, head="sigmoid")[n])(zs)
+        np.testing.assert_allclose(np.asarray(g).ravel(), [0.5, -0.5], atol=1e-6)
+
+
+def test_log1m_probs_is_log_of_the_other_classes():
+    # Reference in float64: log(1 - p_c) = log(sum_{j != c} e^z_j) - log(sum_j e^z_j),
+    # finite for the class at p = 1 - 4e-17 where log1p(-p) is -inf even in float64.
+    z = np.array([2.0, -1.0, 0.5, 40.0])
+    want = [np.log(np.exp(np.delete(z, c)).sum()) - np.log(np.exp(z).sum()) for c in range(4)]
+    got = np.asarray(losses.log1m_probs(jax.nn.log_softmax(jnp.asarray(z[None], jnp.float32))))
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
+    assert want[3] == pytest.approx(-37.7587, abs=1e-3)
+
+
+def test_effective_number_weights_on_cmr96_counts(tfds_dir):
+    from conftest import shared_dir
+
+    from jaxseg import configs
+    from jaxseg.data import datasets
+
+    c = configs.default().data
+    c.name, c.tfds_dir, c.source_dir = "cmr96", tfds_dir, shared_dir("cmr96")
+    counts = datasets.load(c).class_counts
+    np.testing.assert_array_equal(counts, [758897, 48826, 56075, 57802])
+    beta = 0.999
+    # Raw pixel counts (Cui et al.'s samples): beta**n is 0 in float32 for every class, so
+    # every weight is 1 and wce is plain CE (the study's first wce rows).
+    raw = np.asarray(losses.effective_number_weights(
+        losses.ecn_sample_counts(counts, "pixels"), beta))
+    np.testing.assert_allclose(raw, [1, 1, 1, 1], rtol=1e-6)
+    # Percentages (the source study): n = [82.35, 5.30, 6.08, 6.27] %.
+    pct = 100 * counts / counts.sum()
+    w = (1 - beta) / (1 - beta**pct)
+    w = 4 * w / w.sum()  # RV 14.96x, MYO 13.03x, LV 12.64x the background
+    got = np.asarray(losses.effective_number_weights(
+        losses.ecn_sample_counts(counts, "percent"), beta))
+    np.testing.assert_allclose(got, w, rtol=1e-4)
+    assert got[1] / got[0] == pytest.approx(14.96, abs=0.01)
+    with pytest.raises(JaxsegError, match="ecn_counts"):
+        losses.ecn_sample_counts(counts, "percentage")
+
+
+def test_negative_weights_and_unknown_static_choices_are_refused():
+    with pytest.raises(JaxsegError, match=r"loss.weights.dice=\[1.0, -0.5\].*>= 0"):
+        losses.validate({"dice": np.array([1.0, -0.5])}, P, 4, "softmax")
+    from jaxseg import configs, hparams
+
+    for field, value in (("loss.ecn_counts", "percentage"), ("eval.bf_convention", "matlb")):
+        c = configs.default()
+        section, name = field.split(".")
+        setattr(c[section], name, value)
+        with pytest.raises(JaxsegError, match=f"{field}='{value}'"):
+            hparams.table(hparams.replica_configs(c, [{}]))

@@ -207,7 +207,10 @@ def markdown(rows: list[dict], configs_: list[dict], title: str = "") -> str:
     lines = [f"# {title or 'Sweep results'}", "", f"{len(rows)} runs, {len(configs_)} "
              "configurations. Metrics on the validation split at each run's best epoch; "
              "wall_time_s is a run's share of its cohort's training time (the cohort's "
-             "time over its runs: replicas train together).", "",
+             "time over its runs: replicas train together). dice, iou and bf are pooled over "
+             "every pixel of the split, the *_image columns averaged over images; hd95 is "
+             "medpy's, per image or volume, with hd95_missed the cases where a class is in "
+             "only one of the two masks (jaxseg's docs/metrics.md).", "",
              "## Configurations (mean ± std over seeds/folds)", ""]
     lines += markdown_table(cfg_header, cfg_cells)
     lines += ["", "## Runs", ""] + markdown_table(run_header, run_cells)
