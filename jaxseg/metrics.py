@@ -35,7 +35,7 @@ Definitions:
   and class, then the mean over volumes.
 * HD95 (host side, :func:`hd95`): medpy's ``hd95``, the 95th percentile of the surface
   distances of both directions pooled (MONAI's ``percentile=95`` takes the larger of the
-  two directed percentiles instead, always >= this), per image (2-D) or per volume
+  two directed percentiles instead, usually larger), per image (2-D) or per volume
   (3-D), in millimetres when the data's spacing is known and in pixels/voxels
   otherwise, averaged over the cases where both masks are non-empty. A case where one
   mask is empty and the other not has no distance; it is counted in ``hd95_missed``
