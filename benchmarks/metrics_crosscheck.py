@@ -234,7 +234,7 @@ def markdown(result) -> str:
              f"jax {env['jax']}, medpy {env['medpy']}, MONAI {env['monai']}, "
              f"torch {env['torch']}.", "",
              "Per case and foreground class present in both masks (cmr96: the 20 validation "
-             "masks x 8 perturbations, per image; ACDC: the 20 validation volumes x 9 "
+             "masks x 7 perturbations, per image; ACDC: the 20 validation volumes x 8 "
              "perturbations, per volume, in voxels and with an assumed 10 x 1.5 x 1.5 mm "
              "spacing); each cmr96 truth as it is and moved so that the image edge cuts the "
              "heart. "
