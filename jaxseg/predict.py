@@ -334,8 +334,10 @@ def case_metrics(pred: np.ndarray, labels: np.ndarray, config) -> dict:
       config: the model's config (classes, BF tolerance).
 
     Returns:
-      ``(counts, row)``: the :class:`jaxseg.metrics.SegSums` (to merge over cases) and the
-      case's metrics with its HD95 (per volume for a volume, per image for an image).
+      ``(counts, per_case_hd95, row)``: the :class:`jaxseg.metrics.SegSums` (to merge over
+      cases), the HD95 per case and class (:func:`jaxseg.metrics.hd95_per_case`, to pool
+      over cases) and the case's metrics with its HD95 (per volume for a volume, per image
+      for an image).
     """
     k = int(config.data.num_classes)
     sums = metrics.SegSums.from_model_output(

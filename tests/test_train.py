@@ -191,6 +191,20 @@ def test_early_stopping_counts_patience_from_its_start_epoch(tfds_dir, tmp_path)
         [h[(0, e)]["loss"] for e in range(1, 8) if (0, e) in h], 2, 0)
 
 
+def test_best_epoch_by_per_image_dice(tfds_dir, tmp_path):
+    c = tiny_config(tfds_dir, epochs=4)
+    c.eval.select = "dice_image"
+    s = train.train_and_evaluate(c, str(tmp_path), [{"seed": 0}, {"seed": 1}])
+    h = history(str(tmp_path))
+    for r in range(2):
+        per_image = [h[(r, e)]["dice_image"] for e in range(1, 5)]
+        assert s["replicas"][r]["best_epoch"] == 1 + int(np.argmax(per_image))
+        assert s["replicas"][r]["best"]["dice_image"] == max(per_image)
+        # Both means are recorded whichever selects, with HD95's unit.
+        assert {"dice", "bf", "bf_image", "hd95_missed"} <= set(h[(r, 1)])
+        assert h[(r, 1)]["hd95_unit"] == "px"
+
+
 def test_frozen_replica_does_not_change(tfds_dir):
     c = tiny_config(tfds_dir)
     from jaxseg import hparams
@@ -278,6 +292,7 @@ def test_quickstart_main_job(tmp_path, tfds_dir):
     ("--config.optim.name=lamb", "unknown optim.name 'lamb'"),
     ("--config.loss.weights.dise=1.0", "bad --config override"),
     ("--config.data.name=cmr96", "data folder not found"),
+    ("--config.eval.bf_convention=matlb", "eval.bf_convention='matlb'"),
 ])
 def test_cli_errors_are_one_line(flag, message, tmp_path, tfds_dir):
     extra = [flag]
