@@ -515,8 +515,13 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
     return out
 
 
-def _check_workdir(workdir: str, run_meta: dict) -> None:
-    """Refuses to resume a workdir that holds a different run."""
+def _check_workdir(workdir: str, run_meta: dict, record: bool = True) -> None:
+    """Refuses to resume a workdir that holds a different run; records a new one.
+
+    With ``record=False`` it only checks: the run is recorded once its data are loaded
+    and checked, so a launch that fails before that leaves nothing a corrected command
+    would be refused by.
+    """
     path = os.path.join(workdir, "run.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -529,7 +534,7 @@ def _check_workdir(workdir: str, run_meta: dict) -> None:
             raise JaxsegError(
                 f"workdir {workdir} holds a different run (differs in {diff}); use a new "
                 "--workdir or delete the old one")
-    else:
+    elif record:
         outputs.write_json(path, run_meta)
 
 
@@ -574,7 +579,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     os.makedirs(workdir, exist_ok=True)
     run_meta = {"config": configs.identity(config),
                 "overrides": [dict(o) for o in (overrides or [{}])]}
-    _check_workdir(workdir, run_meta)
+    _check_workdir(workdir, run_meta, record=False)
     workdir_lib.write_lock(workdir)
 
     data = datasets.load(config.data)
@@ -595,6 +600,9 @@ def _train_and_evaluate(config, workdir, overrides, label):
     else:
         source, val_split, val_index = data.train, data.val, None
         allowed = np.ones((R, len(source)), bool)
+    if config.eval.hd95:  # a spacing that does not fit the data is refused before training
+        metrics.hd95_spacing(config.data.spacing, val_split.volume is not None)
+    _check_workdir(workdir, run_meta)
     member = subset_members(allowed, table["data.fraction"], table["data.subset_seed"])
     steps = int(math.ceil(member.sum(1).max() / B))
     mesh = devices.replica_mesh(int(config.train.devices))

@@ -205,6 +205,18 @@ def test_best_epoch_by_per_image_dice(tfds_dir, tmp_path):
         assert h[(r, 1)]["hd95_unit"] == "px"
 
 
+def test_spacing_that_does_not_fit_is_refused_and_the_corrected_run_starts(tfds_dir, tmp_path):
+    c = tiny_config(tfds_dir, epochs=1)
+    c.data.spacing = (10.0, 1.5, 1.5)  # a volume's spacing for 2-D images
+    with pytest.raises(JaxsegError, match=r"data.spacing=\(10.0, 1.5, 1.5\): give 2"):
+        train.train_and_evaluate(c, str(tmp_path))
+    # Nothing was recorded before the data were checked: the corrected run is not refused.
+    assert not os.path.exists(os.path.join(str(tmp_path), "run.json"))
+    c.data.spacing = (1.5, 1.5)
+    s = train.train_and_evaluate(c, str(tmp_path))
+    assert s["replicas"][0]["best"]["hd95_unit"] == "mm"
+
+
 def test_frozen_replica_does_not_change(tfds_dir):
     c = tiny_config(tfds_dir)
     from jaxseg import hparams
