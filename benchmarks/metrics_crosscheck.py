@@ -230,7 +230,8 @@ def differing(rows):
 def markdown(result) -> str:
     env = result["environment"]
     lines = ["# Metrics and losses cross-checked against medpy, MONAI and PyTorch", "",
-             f"Command: `{result['command']}`; {env['date']}; {env['machine']}; "
+             f"Command: `{result['command']}`; {env['date']}; {env['machine']}, "
+             f"{env['cpus']} CPU cores; "
              f"jax {env['jax']}, medpy {env['medpy']}, MONAI {env['monai']}, "
              f"torch {env['torch']}.", "",
              "Per case and foreground class present in both masks (cmr96: the 20 validation "
