@@ -126,10 +126,7 @@ def validate(config: ml_collections.ConfigDict, t: dict) -> None:
                     {k[len("loss.params."):]: v for k, v in t.items()
                      if k.startswith("loss.params.")},
                     int(config.data.num_classes), config.model.head)
-    spacing = tuple(config.data.spacing or ())
-    if spacing and (len(spacing) not in (2, 3) or min(float(x) for x in spacing) <= 0):
-        raise JaxsegError(f"data.spacing={spacing}: give 2 (row, col) or 3 (slice, row, col) "
-                          "positive sizes in mm, or () when unknown")
+    metrics.hd95_spacing(config.data.spacing, None)  # its fit to the data: once loaded
     # Static choices read only once the data are loaded: refused before that.
     for field, value, choices in (("loss.ecn_counts", config.loss.ecn_counts, losses.ECN_COUNTS),
                                   ("eval.bf_convention", config.eval.bf_convention,

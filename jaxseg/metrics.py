@@ -307,8 +307,7 @@ def hd95_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
       num_classes: K.
       volume: ``(N,)`` volume index of each slice (slices in order), or None.
       spacing: pixel size ``(row, col)`` for images or voxel size ``(slice, row, col)``
-        for volumes, shared by every case; or one such tuple per case; or None (units of
-        pixels/voxels).
+        for volumes, shared by every case, or None (units of pixels/voxels).
 
     Returns:
       ``(cases, K)`` distances: NaN where the class is in neither mask (class 0 is left
@@ -318,21 +317,20 @@ def hd95_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
         cases = [(pred[i], labels[i]) for i in range(pred.shape[0])]
     else:
         cases = [(pred[volume == v], labels[volume == v]) for v in np.unique(volume)]
-    per_case = spacing is not None and np.ndim(spacing) == 2
     out = np.full((len(cases), num_classes), np.nan)
     for i, (p, g) in enumerate(cases):
-        s = spacing[i] if per_case else spacing
         for c in range(1, num_classes):
-            out[i, c] = hd95(p == c, g == c, s)
+            out[i, c] = hd95(p == c, g == c, spacing)
     return out
 
 
-def hd95_spacing(spacing, volumes: bool) -> tuple:
+def hd95_spacing(spacing, volumes: bool | None) -> tuple:
     """The spacing HD95 is computed with, and the unit its distances are in.
 
     Args:
       spacing: the ``data.spacing`` config, ``()`` when unknown.
-      volumes: whether the cases are volumes (3-D) rather than images.
+      volumes: whether the cases are volumes (3-D) rather than images; None before the
+        data are loaded (either length is then accepted).
 
     Returns:
       ``(spacing or None, unit)``: ``mm`` with a spacing, else ``voxels``/``px``.
@@ -340,11 +338,11 @@ def hd95_spacing(spacing, volumes: bool) -> tuple:
     spacing = tuple(float(x) for x in spacing or ())
     if not spacing:
         return None, "voxels" if volumes else "px"
-    want = 3 if volumes else 2
-    if len(spacing) != want or min(spacing) <= 0:
-        raise JaxsegError(
-            f"data.spacing={spacing}: give {want} positive sizes in mm, "
-            + ("(slice, row, col) for volumes" if volumes else "(row, col) for images"))
+    want = {None: (2, 3), True: (3,), False: (2,)}[volumes]
+    if len(spacing) not in want or min(spacing) <= 0:
+        shape = {2: "(row, col) for images", 3: "(slice, row, col) for volumes"}
+        raise JaxsegError(f"data.spacing={spacing}: give " + " or ".join(
+            f"{n} positive sizes in mm, {shape[n]}" for n in want) + "; () when unknown")
     return spacing, "mm"
 
 

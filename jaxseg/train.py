@@ -497,6 +497,7 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
         preds.append(devices.to_host(p, R))
     preds = np.concatenate(preds, axis=1)
     total = devices.to_host(total, R)
+    spacing, unit = metrics.hd95_spacing(config.data.spacing, split.volume is not None)
     out = []
     for r in range(R):
         if not alive[r]:
@@ -506,7 +507,6 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
         row = {"loss": float(res["loss"]), **res["seg"]}
         if config.eval.hd95:
             ix = index[0 if shared else r]
-            spacing, unit = metrics.hd95_spacing(config.data.spacing, split.volume is not None)
             per_case = metrics.hd95_per_case(
                 preds[r][:len(ix)], split.labels[ix], cohort.static.num_classes,
                 None if split.volume is None else split.volume[ix], spacing)

@@ -194,11 +194,3 @@ def test_negative_weights_and_unknown_static_choices_are_refused():
         with pytest.raises(JaxsegError, match=f"{field}='{value}'"):
             hparams.table(hparams.replica_configs(c, [{}]))
 
-
-def test_impossible_spacing_is_refused_before_training():
-    from jaxseg import configs, hparams
-
-    c = configs.default()
-    c.data.spacing = (1.5, -1.0)
-    with pytest.raises(JaxsegError, match=r"data.spacing=\(1.5, -1.0\)"):
-        hparams.table(hparams.replica_configs(c, [{}]))

@@ -259,6 +259,20 @@ def test_added_defaults_are_dropped_by_hand():
                                           defaults) == {"train": {"a": 3}, "y": 0}
 
 
+def test_recorded_config_gets_fields_added_since_at_their_defaults():
+    # A run.json written before data.spacing, eval.bf_convention and loss.ecn_counts existed,
+    # with its own loss terms: the new fields take their defaults, the terms stay its own.
+    recorded = json.loads(configs.default().to_json_best_effort())
+    del recorded["data"]["spacing"], recorded["eval"]["bf_convention"]
+    del recorded["loss"]["ecn_counts"]
+    recorded["loss"]["weights"] = {"wce": 1.0}
+    recorded["eval"]["bf_tolerance"] = 3.0
+    c = configs.with_added_defaults(recorded)
+    assert tuple(c.data.spacing) == () and c.eval.bf_convention == "jaxseg"
+    assert c.loss.ecn_counts == "percent" and c.eval.bf_tolerance == 3.0
+    assert dict(c.loss.weights) == {"wce": 1.0}
+
+
 def test_time_estimate_by_hand():
     config = configs.study("smoke")
     config.data.phantom.num_train, config.data.phantom.num_val = 16, 8
