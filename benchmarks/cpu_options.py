@@ -7,7 +7,7 @@ cohort of 4 unrolled replicas) compiled with:
 
 * ``ynn_default``: XLA's defaults;
 * ``ynn_reduce``: YNNPACK for reductions only (jaxseg's choice on CPU,
-  ``jaxseg.replicas.compiler_options``);
+  ``jaxseg.engine.replicas.compiler_options``);
 * ``ynn_off``: YNNPACK off (XLA's own Eigen convolutions and loop-emitted reductions).
 
 Command (from the repository root):

@@ -4,8 +4,8 @@ A ``sequential`` cohort calls one replica's compiled training step once per repl
 each round had buffers of its own, that step read its replica's slice of the stacked state
 and wrote it back, and XLA CPU copied whole ``f32[R, ...]`` Adam moments and parameters on
 every call (292 copies at R=2, 296 at R=32; docs/benchmarks.md "Large sequential cohorts"),
-an O(R) memory traffic per call. Now :meth:`jaxseg.train.Cohort.split_rounds` gives every
-replica its own buffers once per epoch and :meth:`~jaxseg.train.Cohort.join_rounds` stacks
+an O(R) memory traffic per call. Now :meth:`jaxseg.engine.cohort.Cohort.split_rounds` gives every
+replica its own buffers once per epoch and :meth:`~jaxseg.engine.cohort.Cohort.join_rounds` stacks
 them back for evaluation and checkpoints.
 
 For each R this compiles the cmr96-size cohort's step (``benchmarks/cmr96_size.py``) and

@@ -17,20 +17,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg import hparams, train
+from jaxseg import hparams
 from jaxseg.data import datasets
+from jaxseg.engine.cohort import build_cohort
 
 
 def _cohort(config, data, num_replicas, strategy, loop="step"):
-    c = hparams.apply_overrides(config, {"train.strategy": strategy, "train.loop": loop})
+    """R replicas (weight decay and seed differ) on one device, built as training builds them."""
+    c = hparams.apply_overrides(config, {"train.strategy": strategy, "train.loop": loop,
+                                         "train.devices": 1})
     overrides = [{"optim.weight_decay": 1e-4 * (r + 1), "seed": r} for r in range(num_replicas)]
-    table = hparams.table(hparams.replica_configs(c, overrides))
-    static = train.build_static(c, data, table)
-    steps = int(np.ceil(len(data.train) / c.train.batch_size))
-    cohort = train.Cohort(c, static, num_replicas, steps, data)
-    hp = {k: jnp.asarray(v.astype(np.int32) if v.dtype.kind == "i" else v)
-          for k, v in table.items()}
-    return cohort, hp
+    return build_cohort(c, overrides, data)
 
 
 class _Program:
@@ -38,24 +35,22 @@ class _Program:
 
     def __init__(self, config, data, num_replicas: int, strategy: str,
                  compiler_options: dict | None = None):
-        cohort, hp = _cohort(config, data, num_replicas, strategy)
+        built = _cohort(config, data, num_replicas, strategy)
+        cohort, hp = built.cohort, built.hp
         state = cohort.init(hp)
-        member = jnp.ones((num_replicas, len(data.train)), bool)
-        index, active, keys = cohort.plan(hp["seed"], member, 0)
-        acc = {"loss": jnp.zeros((num_replicas,)), "count": jnp.zeros((num_replicas,)),
-               "bad": jnp.zeros((num_replicas,), bool)}
+        plan = cohort.plan(hp["seed"], built.member_d, 0)
         # One set of per-replica arguments per round (one round unless ``sequential``).
-        self.parts = [list(p) for p in cohort.split_rounds(
-            (state, acc, hp, jnp.full((num_replicas,), 1e-3), jnp.ones((num_replicas,), bool),
-             index, active, keys))]
-        self.shared = [jnp.asarray(data.train.images), jnp.asarray(data.train.labels)]
+        self.parts = cohort.step_args(state, cohort.zero_acc(), hp,
+                                      jnp.full((num_replicas,), 1e-3),
+                                      jnp.ones((num_replicas,), bool), plan)
+        self.shared = [built.images, built.labels]
         self.cohort, self.R = cohort, num_replicas
         self.steps, self.rounds = cohort.steps, cohort.rounds
         t0 = time.perf_counter()
         # Compiled ahead of time: the compile time is measured apart from the steps, and the
         # compiled program gives XLA's cost (FLOPs) and memory analyses. Options given here
         # are merged over the cohort's own (replicas.compiler_options).
-        lowered = cohort.step.lower(*self.parts[0], 0, *self.shared)
+        lowered = cohort.lower_step(self.parts[0], *self.shared)
         self.compiled = (lowered.compile(compiler_options=compiler_options)
                          if compiler_options else lowered.compile())
         self.compile_s = time.perf_counter() - t0

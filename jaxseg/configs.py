@@ -1,12 +1,13 @@
-"""The default config every experiment starts from, and its validation.
+"""The default config every experiment starts from: every field, documented once.
 
-Every field is documented here once; experiment files in ``experiments/``
+Experiment files in ``experiments/``
 override what they need (``config = configs.default(); config.x = ...``) and any
 field can be overridden on the command line with ``--config.a.b=value``.
 Fields that change the compiled program (architecture, optimizer family,
 schedule kind, loss terms present, batch and image size, dataset, epochs) are
 *static*; every numeric hyperparameter listed in :data:`REPLICA_FIELDS` may
-differ between the replicas of one cohort.
+differ between the replicas of one cohort. Values are checked by
+:func:`jaxseg.validation.validate`, not here.
 """
 
 import json

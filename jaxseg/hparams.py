@@ -11,7 +11,7 @@ import copy
 import ml_collections
 import numpy as np
 
-from jaxseg import configs, losses, metrics, optim
+from jaxseg import configs, losses, optim
 from jaxseg.errors import JaxsegError
 
 
@@ -111,32 +111,4 @@ def table(configs_: list[ml_collections.ConfigDict]) -> dict[str, np.ndarray]:
             t[key] = np.array([int(get_field(c, key)) for c in configs_], np.int64)
         else:
             t[key] = np.array([float(get_field(c, key)) for c in configs_], np.float32)
-    for c in configs_:
-        optim.validate_schedule(c.optim)
-    validate(base, t)
     return t
-
-
-def validate(config: ml_collections.ConfigDict, t: dict) -> None:
-    """Checks every replica's values before anything is compiled."""
-    optim.validate(config.optim, {k: t[f"optim.{k}"]
-                                  for k in ("learning_rate", "weight_decay", "momentum", "l1")})
-    losses.validate({k[len("loss.weights."):]: v for k, v in t.items()
-                     if k.startswith("loss.weights.")},
-                    {k[len("loss.params."):]: v for k, v in t.items()
-                     if k.startswith("loss.params.")},
-                    int(config.data.num_classes), config.model.head)
-    metrics.hd95_spacing(config.data.spacing, None)  # its fit to the data: once loaded
-    # Static choices read only once the data are loaded: refused before that.
-    for field, value, choices in (("loss.ecn_counts", config.loss.ecn_counts, losses.ECN_COUNTS),
-                                  ("eval.bf_convention", config.eval.bf_convention,
-                                   metrics.BF_CONVENTIONS)):
-        if value not in choices:
-            raise JaxsegError(f"{field}={value!r}: choose from {list(choices)}")
-    for stage in ("encoder", "bottleneck", "decoder"):
-        v = t[f"model.dropout.{stage}"]
-        if np.any((v < 0) | (v >= 1)):
-            raise JaxsegError(f"model.dropout.{stage}={v.tolist()} must be in [0, 1)")
-    f = t["data.fraction"]
-    if np.any((f <= 0) | (f > 1)):
-        raise JaxsegError(f"data.fraction={f.tolist()} must be in (0, 1]")

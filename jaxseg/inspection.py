@@ -8,6 +8,7 @@ rate it last used, the reduce-on-plateau scale, the step count).
 """
 
 import json
+import os
 
 import jax
 import numpy as np
@@ -106,13 +107,14 @@ def describe_replica(wd: workdir_lib.Workdir, rep: workdir_lib.Replica,
                      f"{_fmt(rep.best.get('iou'))}, BF {_fmt(rep.best.get('bf'))}, HD95 "
                      f"{_fmt(rep.best.get('hd95'))} {rep.best.get('hd95_unit', 'px')}, loss "
                      f"{_fmt(rep.best.get('loss'))}")
-    steps = checkpoint.CohortCheckpoints.steps_in(f"{rep.cohort_dir}/checkpoints")
+    steps = checkpoint.CohortCheckpoints.steps_in(
+        os.path.join(rep.cohort_dir, workdir_lib.CHECKPOINTS))
     lines.append(f"checkpoint steps (epochs): {steps or 'none yet'}")
     if steps:
-        variables, state, host, step = workdir_lib.restore_replica(rep, which)
+        variables, state, track, step = workdir_lib.restore_replica(rep, which)
         hp = state["opt_state"].get("hyperparams", {})
         scale = float(np.asarray(state["plateau"]["scale"]))
-        epoch = int(host["epoch"])
+        epoch = track.epoch
         lr_last = float(np.asarray(hp.get("learning_rate", np.nan)))
         # What the next epoch will use: base x schedule x plateau scale, as the engine sets it.
         lr_next = ("- (done)" if epoch >= rep.epochs else _fmt(

@@ -145,7 +145,7 @@ def _bench(argv_rest):
 
 
 def _inspect(argv_rest):
-    from jaxseg import inspection, predict
+    from jaxseg import inspection, model_io
     from jaxseg import workdir as workdir_lib
 
     if not flags.FLAGS.workdir:
@@ -158,8 +158,8 @@ def _inspect(argv_rest):
         return
     rep = wd.replica(flags.FLAGS.replica)
     if flags.FLAGS.export:
-        model = predict.from_replica(rep, flags.FLAGS.weights)
-        path = predict.export(model, flags.FLAGS.export)
+        model = model_io.from_replica(rep, flags.FLAGS.weights)
+        path = model_io.export(model, flags.FLAGS.export)
         print(f"jaxseg: exported replica {rep.id} ({flags.FLAGS.weights} weights, epoch "
               f"{model.meta['epoch']}) to {path}")
         return
@@ -167,11 +167,11 @@ def _inspect(argv_rest):
 
 
 def _predict(argv_rest):
-    from jaxseg import predict
+    from jaxseg import model_io, predict
 
     if not flags.FLAGS.input or not flags.FLAGS.output:
         raise JaxsegError("predict needs --input=PNG|FOLDER|H5 and --output=DIR")
-    model = predict.load(flags.FLAGS.model, flags.FLAGS.workdir, flags.FLAGS.replica,
+    model = model_io.load(flags.FLAGS.model, flags.FLAGS.workdir, flags.FLAGS.replica,
                          flags.FLAGS.weights)
     result = predict.run_predict(model, flags.FLAGS.input, flags.FLAGS.output,
                                  flags.FLAGS.masks)
@@ -194,7 +194,7 @@ def main(argv):
         raise app.UsageError(f"usage: jaxseg {{{'|'.join(COMMANDS)}}} [--config=PATH] "
                              "--workdir=DIR [...]  (see --helpfull and README.md)")
     if flags.FLAGS.distributed or flags.FLAGS.coordinator_address:
-        from jaxseg import devices
+        from jaxseg.engine import devices
 
         devices.initialize_distributed(flags.FLAGS.coordinator_address,
                                        flags.FLAGS.num_processes, flags.FLAGS.process_id)
@@ -223,18 +223,21 @@ class _OwnInfoOnly:
         return record.levelno >= pylogging.WARNING or record.pathname.startswith(package)
 
 
-_STARTED = []
-
-
 def run():
     """Console-script entry point."""
     logging.set_verbosity(logging.INFO)
     # On the handler, so library loggers that propagate to the root (jax, orbax) are filtered too.
     logging.get_absl_handler().addFilter(_OwnInfoOnly())
+    started = []  # set once absl has parsed the flags and calls main
+
+    def start(argv):
+        started.append(True)
+        main(argv)
+
     try:
-        app.run(lambda argv: _STARTED.append(True) or main(argv))
+        app.run(start)
     except AttributeError as e:
-        if _STARTED:
+        if started:
             raise
         # ml_collections raises AttributeError while parsing an override of a field that
         # the config does not have (absl has not reached main yet): say so in one line.

@@ -1,188 +1,27 @@
-"""Segmenting new images with a trained replica: ``jaxseg predict`` and exported models.
+"""Segmenting new images with a trained model: ``jaxseg predict``.
 
-A model is either a replica of a workdir (``--workdir=DIR --replica=ID``, its best weights by
-default) or a folder written by ``jaxseg inspect --export=PATH``: an orbax checkpoint of the
-replica's weights (``variables/``) beside its resolved config (``config.json``) and where it
-came from (``export.json``), loadable without the sweep.
-
+The model is a replica of a workdir or an exported folder (:mod:`jaxseg.model_io`).
 Inputs are a PNG, a folder of PNGs, or an HDF5 file with an ``image`` dataset (a slice or a
 volume ``(S, H, W)``). Each image goes through the pre-processing the model was trained with
 (scaling, CLAHE, crop/pad to ``data.image_size``); the predicted labels are put back at the
 input's size (pixels outside a centre crop are background). Outputs per input: a label mask
 PNG (class indices, or the dataset's grey levels for ``folder`` data) of the input's size, a
-colour overlay PNG, and for HDF5 inputs an HDF5 file with the predicted ``label`` volume.
-When masks are given (``--masks``, or a ``label`` dataset in the HDF5 file) the metrics of
-:mod:`jaxseg.metrics` are computed at the input's size, printed and saved.
+colour overlay PNG (:mod:`jaxseg.drawing`), and for HDF5 inputs an HDF5 file with the
+predicted ``label`` volume. When masks are given (``--masks``, or a ``label`` dataset in the
+HDF5 file) the metrics of :mod:`jaxseg.metrics` are computed at the input's size, printed
+and saved.
 """
 
 import dataclasses
-import functools
-import json
 import os
 
-import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 from absl import logging
 
-from jaxseg import configs, losses, metrics, outputs, replicas
-from jaxseg import workdir as workdir_lib
+from jaxseg import drawing, metrics, model_io, outputs
 from jaxseg.data import preprocess, readers
 from jaxseg.errors import JaxsegError
-from jaxseg.models import create_model
-
-# Overlay colours per class (class 0, background, is not drawn): RV red, MYO green, LV blue.
-COLOURS = np.array([[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48],
-                    [145, 30, 180], [70, 240, 240], [240, 50, 230]], np.uint8)
-# A structure keeps its colour whatever its index: a 3-class LGE-style set (bg, MYO, blood)
-# draws the myocardium green as the 4-class sets do, not in the RV's red.
-NAMED = {"rv": 1, "myo": 2, "lv": 3, "blood": 3, "scar": 4}
-
-
-def class_colours(class_names) -> np.ndarray:
-    """The overlay colour of each class, by name where the structure is known.
-
-    Args:
-      class_names: the dataset's class names, background first.
-
-    Returns:
-      uint8 ``(len(class_names), 3)``: RV red, MYO green, LV (or blood pool) blue, scar
-      orange; other classes take the unused colours of :data:`COLOURS` in order.
-    """
-    picks = [NAMED.get(str(n).lower()) for n in class_names]
-    picks[0] = 0
-    spare = iter(i for i in range(1, len(COLOURS)) if i not in picks)
-    return COLOURS[[p if p is not None else next(spare, 1) for p in picks]]
-
-
-@dataclasses.dataclass
-class Model:
-    """A trained replica ready to segment.
-
-    Attributes:
-      config: its resolved config.
-      variables: ``{"params", "batch_stats"}``.
-      meta: where it came from (workdir, replica, epoch, validation metrics).
-    """
-
-    config: ml_collections.ConfigDict
-    variables: dict
-    meta: dict
-
-    @property
-    def num_classes(self) -> int:
-        """Classes including background."""
-        return int(self.config.data.num_classes)
-
-    @functools.cached_property
-    def _apply(self):
-        module = create_model(self.config.model, self.num_classes)
-        head = self.config.model.head
-
-        # The evaluation programs' options: the same convolution kernels, the same masks.
-        @functools.partial(jax.jit, compiler_options=replicas.compiler_options(
-            self.config.train.get("xla_options", "tuned")))
-        def labels(variables, x):
-            logits = module.apply(variables, x, train=False)
-            return jnp.argmax(losses.class_log_probs(logits, head), -1).astype(jnp.uint8)
-
-        return labels
-
-    def segment(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-        """Labels of pre-processed images.
-
-        Args:
-          images: float32 ``(N, H, W)`` or ``(N, H, W, 1)``, already pre-processed.
-          batch_size: images per call.
-
-        Returns:
-          uint8 ``(N, H, W)``.
-        """
-        if images.ndim == 3:
-            images = images[..., None]
-        variables = {"params": self.variables["params"]}
-        if self.variables.get("batch_stats"):
-            variables["batch_stats"] = self.variables["batch_stats"]
-        out = [np.asarray(self._apply(variables, images[i:i + batch_size]))
-               for i in range(0, len(images), batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, *images.shape[1:3]), np.uint8)
-
-
-def from_workdir(path: str, replica: str, which: str = "best") -> Model:
-    """Loads one replica of a train or sweep workdir.
-
-    Args:
-      path: the workdir.
-      replica: its id (``jaxseg inspect`` lists them).
-      which: ``best`` or ``last`` weights.
-
-    Returns:
-      The model.
-    """
-    return from_replica(workdir_lib.Workdir(path).replica(replica), which)
-
-
-def from_replica(rep: workdir_lib.Replica, which: str = "best") -> Model:
-    """Loads one replica of a workdir (see :func:`from_workdir`)."""
-    variables, _, host, step = workdir_lib.restore_replica(rep, which)
-    epoch = host["best_epoch"][rep.index] if which == "best" else host["epoch"]
-    meta = {"cohort_dir": rep.cohort_dir, "replica": rep.id, "cohort": rep.cohort,
-            "index": rep.index, "run": rep.run, "overrides": rep.overrides, "weights": which,
-            "epoch": epoch, "checkpoint_step": step,
-            "val_metrics": host["best_metrics"][rep.index] if which == "best"
-            else host["last_metrics"][rep.index]}
-    return Model(workdir_lib.replica_config(rep), variables, outputs.jsonable(meta))
-
-
-def export(model: Model, path: str) -> str:
-    """Writes a model as a standalone folder (orbax checkpoint + config + provenance).
-
-    Args:
-      model: the model.
-      path: the folder to create (must not exist).
-
-    Returns:
-      The absolute path.
-    """
-    path = os.path.abspath(path)
-    if os.path.exists(path):
-        raise JaxsegError(f"export folder {path} already exists; choose a new --export path")
-    os.makedirs(path)
-    with ocp.StandardCheckpointer() as ck:
-        ck.save(os.path.join(path, "variables"), model.variables)
-    with open(os.path.join(path, "config.json"), "w") as f:
-        f.write(model.config.to_json_best_effort(indent=1))
-    outputs.write_json(os.path.join(path, "export.json"), model.meta)
-    return path
-
-
-def from_export(path: str) -> Model:
-    """Loads a folder written by :func:`export`."""
-    path = os.path.abspath(path)
-    if not os.path.exists(os.path.join(path, "export.json")):
-        raise JaxsegError(f"{path} is not an exported jaxseg model (no export.json); export "
-                          "one with `jaxseg inspect --workdir=DIR --replica=ID --export=PATH`")
-    with open(os.path.join(path, "config.json")) as f:
-        config = configs.with_added_defaults(json.load(f))
-    with open(os.path.join(path, "export.json")) as f:
-        meta = json.load(f)
-    with ocp.StandardCheckpointer() as ck:
-        variables = ck.restore(os.path.join(path, "variables"))
-    variables = jax.tree.map(np.asarray, variables)
-    return Model(config, {"params": variables["params"],
-                          "batch_stats": variables.get("batch_stats") or {}}, meta)
-
-
-def load(model: str | None, workdir: str | None, replica: str | None,
-         which: str = "best") -> Model:
-    """The model the ``predict`` flags name: ``--model=EXPORT`` or ``--workdir`` + ``--replica``."""
-    if model:
-        return from_export(model)
-    if workdir and replica is not None:
-        return from_workdir(workdir, replica, which)
-    raise JaxsegError("name the model: --model=EXPORTED_FOLDER, or --workdir=DIR --replica=ID")
 
 
 @dataclasses.dataclass
@@ -306,25 +145,6 @@ def _check_size(case: Case, config) -> None:
                         w, h, size, size)
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45,
-            colours: np.ndarray = COLOURS) -> np.ndarray:
-    """An RGB picture of a grey image with its labels in colour.
-
-    Args:
-      image: ``(H, W)`` float in [0, 1].
-      labels: ``(H, W)`` class indices.
-      alpha: the opacity of the colours.
-      colours: uint8 ``(C, 3)``, one colour per class (:func:`class_colours`).
-
-    Returns:
-      uint8 ``(H, W, 3)``.
-    """
-    grey = np.repeat((np.clip(image, 0, 1) * 255)[..., None], 3, -1)
-    colour = colours[labels % len(colours)].astype(np.float32)
-    a = np.where(labels[..., None] > 0, alpha, 0.0)
-    return (grey * (1 - a) + colour * a).round().astype(np.uint8)
-
-
 def case_metrics(pred: np.ndarray, labels: np.ndarray, config) -> dict:
     """Dice/IoU/BF/accuracy (and HD95) of one case, as in the engine's evaluation.
 
@@ -351,13 +171,8 @@ def case_metrics(pred: np.ndarray, labels: np.ndarray, config) -> dict:
     return sums, per_case, {**sums.compute(), **metrics.summarize_hd95(per_case, unit)}
 
 
-def _save_png(path: str, arr: np.ndarray) -> None:
-    from PIL import Image
-
-    Image.fromarray(arr).save(path)
-
-
-def run_predict(model: Model, inp: str, out_dir: str, masks: str | None = None) -> dict:
+def run_predict(model: model_io.Model, inp: str, out_dir: str,
+                masks: str | None = None) -> dict:
     """Segments every input and writes masks, overlays and (with masks) metrics.
 
     Args:
@@ -367,14 +182,17 @@ def run_predict(model: Model, inp: str, out_dir: str, masks: str | None = None) 
       masks: true masks for PNG inputs (see :func:`gather_inputs`).
 
     Returns:
-      ``{"cases": [...], "metrics": overall metrics or None}`` (also ``metrics.json``).
+      ``{"model": the model's provenance, "input": the input's path, "cases": one row per
+      case (its size and, with masks, its metrics), "metrics": the metrics over every case
+      or None}``, also written to ``predictions.json`` (the metrics alone to
+      ``metrics.json``).
     """
     config = model.config
     cases = gather_inputs(inp, masks, config)
     os.makedirs(out_dir, exist_ok=True)
     grey = config.data.grey_levels if config.data.name == "folder" else None
     lut = np.array(grey if grey else range(model.num_classes), np.uint8)
-    colours = class_colours(config.data.class_names)
+    colours = drawing.class_colours(config.data.class_names)
     rows, total, per_case_hd = [], None, []
     for case in cases:
         _check_size(case, config)
@@ -384,18 +202,17 @@ def run_predict(model: Model, inp: str, out_dir: str, masks: str | None = None) 
                          zip(pred, case.images, strict=True)])
         shown = np.stack([preprocess.scale(im, config.data.scaling) for im in case.images])
         if case.kind == "png":
-            _save_png(os.path.join(out_dir, f"{case.name}_pred.png"), lut[pred[0]])
-            _save_png(os.path.join(out_dir, f"{case.name}_overlay.png"),
-                      overlay(shown[0], pred[0], colours=colours))
+            names = [case.name]
         else:
             import h5py
 
             with h5py.File(os.path.join(out_dir, f"{case.name}_pred.h5"), "w") as f:
                 f.create_dataset("label", data=pred, compression="gzip")
-            for z in range(len(pred)):
-                _save_png(os.path.join(out_dir, f"{case.name}_{z:03d}_pred.png"), lut[pred[z]])
-                _save_png(os.path.join(out_dir, f"{case.name}_{z:03d}_overlay.png"),
-                          overlay(shown[z], pred[z], colours=colours))
+            names = [f"{case.name}_{z:03d}" for z in range(len(pred))]
+        for name, p, im in zip(names, pred, shown, strict=True):
+            drawing.save_png(os.path.join(out_dir, f"{name}_pred.png"), lut[p])
+            drawing.save_png(os.path.join(out_dir, f"{name}_overlay.png"),
+                             drawing.overlay(im, p, colours=colours))
         row = {"case": case.name, "slices": len(pred), "height": pred.shape[1],
                "width": pred.shape[2]}
         if case.labels is not None:

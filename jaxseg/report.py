@@ -21,17 +21,25 @@ import math
 import os
 
 import matplotlib
+import numpy as np
+from absl import logging
 
-matplotlib.use("Agg")  # files only; no display is needed (or present on CI machines)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import logging  # noqa: E402
+# Figures are built as plain matplotlib Figures (no pyplot): they only go to files, so no
+# GUI backend is chosen or needed (CI machines have no display), and nothing global is set.
+from matplotlib.figure import Figure
 
-from jaxseg import outputs, predict  # noqa: E402
-from jaxseg import workdir as workdir_lib  # noqa: E402
-from jaxseg.data import datasets  # noqa: E402
-from jaxseg.errors import JaxsegError  # noqa: E402
-from jaxseg.sweep import results  # noqa: E402
+from jaxseg import drawing, model_io, outputs
+from jaxseg import workdir as workdir_lib
+from jaxseg.data import datasets
+from jaxseg.errors import JaxsegError
+from jaxseg.sweep import results
+
+
+def _subplots(*grid, figsize, **kw):
+    """A new figure and its axes (``Figure.subplots``), not registered with pyplot."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kw)
+
 
 MAX_CURVES = 8  # configurations drawn in curves.png (the best ones)
 MAX_BARS = 12  # configurations in per_class.png
@@ -40,8 +48,8 @@ MAX_BARS = 12  # configurations in per_class.png
 def _label(config: dict, keys: list[str]) -> str:
     if not keys:
         return "run"
-    return ", ".join(results._fmt(config.get(k)) if k == "label" else
-                     f"{k.rsplit('.', 1)[-1]}={results._fmt(config.get(k))}" for k in keys)
+    return ", ".join(results.fmt(config.get(k)) if k == "label" else
+                     f"{k.rsplit('.', 1)[-1]}={results.fmt(config.get(k))}" for k in keys)
 
 
 def _names(configs_: list[dict], keys: list[str]) -> list[str]:
@@ -97,15 +105,15 @@ def _histories(wd: workdir_lib.Workdir) -> dict:
     """``{replica id: [history records]}`` from every cohort's history.jsonl."""
     out = {}
     for c in wd.cohorts:
-        records = outputs.read_jsonl(os.path.join(c.dir, "history.jsonl"))
+        records = outputs.read_jsonl(os.path.join(c.dir, workdir_lib.HISTORY))
         for rep in c.replicas:
             out[rep.id] = [r for r in records if r["replica"] == rep.index]
     return out
 
 
 def _curves(path: str, groups: list[tuple[str, list]], histories: dict) -> None:
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2 + 0.3 * (-(-len(groups) // 4))))
-    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    fig, axes = _subplots(1, 3, figsize=(15, 4.2 + 0.3 * (-(-len(groups) // 4))))
+    colours = matplotlib.colormaps["tab10"](np.linspace(0, 1, 10))
     for (label, members), colour in zip(groups, colours, strict=False):
         for ax, key in zip(axes, ("train_loss", "loss", "dice"), strict=True):
             series = [{r["epoch"]: r.get(key) for r in histories[m.id]} for m in members]
@@ -134,12 +142,11 @@ def _curves(path: str, groups: list[tuple[str, list]], histories: dict) -> None:
         fig.legend(handles, names, loc="lower center", ncols=min(4, len(names)), fontsize=8,
                    frameon=False)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[str]) -> None:
-    names, colours = class_names[1:], predict.class_colours(class_names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(configs_) + 2), 4.2))
+    names, colours = class_names[1:], drawing.class_colours(class_names)
+    fig, ax = _subplots(figsize=(max(6.0, 1.1 * len(configs_) + 2), 4.2))
     width = 0.8 / len(names)
     x = np.arange(len(configs_))
     for i, name in enumerate(names):
@@ -157,7 +164,6 @@ def _bars(path: str, configs_: list[dict], labels: list[str], class_names: list[
               frameon=False)  # above the bars, not over them
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def grid_axes(configs_: list[dict], keys: list[str]) -> tuple[str, str] | None:
@@ -207,7 +213,7 @@ def grid_matrix(configs_: list[dict], axes: tuple[str, str], metric: str):
 def _heatmap(path: str, configs_: list[dict], axes: tuple[str, str], metric: str) -> None:
     rows_key, cols_key = axes
     rows, cols, grid = grid_matrix(configs_, axes, metric)
-    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2.5, 0.55 * len(rows) + 1.8))
+    fig, ax = _subplots(figsize=(1.1 * len(cols) + 2.5, 0.55 * len(rows) + 1.8))
     image = ax.imshow(grid, cmap="viridis", aspect="auto")
     finite = grid[np.isfinite(grid)]
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0.0
@@ -216,15 +222,14 @@ def _heatmap(path: str, configs_: list[dict], axes: tuple[str, str], metric: str
             if np.isfinite(grid[i, j]):  # dark text on the bright end of viridis
                 ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=8,
                         color="black" if grid[i, j] > middle else "white")
-    ax.set_xticks(range(len(cols)), [results._fmt(v) for v in cols])
-    ax.set_yticks(range(len(rows)), [results._fmt(v) for v in rows])
+    ax.set_xticks(range(len(cols)), [results.fmt(v) for v in cols])
+    ax.set_yticks(range(len(rows)), [results.fmt(v) for v in rows])
     ax.set_xlabel(cols_key)
     ax.set_ylabel(rows_key)
     ax.set_title(f"validation {metric} (mean over seeds/folds)")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def difference_map(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -246,11 +251,11 @@ def difference_map(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np
 
 
 def _panels(path: str, images, truth, pred, title: str, class_names) -> None:
-    n, colours = len(images), predict.class_colours(class_names)
-    fig, axes = plt.subplots(n, 4, figsize=(9, 2.3 * n + 0.5), squeeze=False)
+    n, colours = len(images), drawing.class_colours(class_names)
+    fig, axes = _subplots(n, 4, figsize=(9, 2.3 * n + 0.5), squeeze=False)
     for i in range(n):
-        pics = [images[i], predict.overlay(images[i], truth[i], colours=colours),
-                predict.overlay(images[i], pred[i], colours=colours),
+        pics = [images[i], drawing.overlay(images[i], truth[i], colours=colours),
+                drawing.overlay(images[i], pred[i], colours=colours),
                 difference_map(images[i], truth[i], pred[i])]
         for j, (ax, pic) in enumerate(zip(axes[i], pics, strict=True)):
             ax.imshow(pic, cmap="gray" if pic.ndim == 2 else None, vmin=0, vmax=1)
@@ -263,7 +268,6 @@ def _panels(path: str, images, truth, pred, title: str, class_names) -> None:
                  "foreground, yellow = wrong class", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _choose_images(labels: np.ndarray, count: int) -> np.ndarray:
@@ -301,7 +305,7 @@ def build(workdir: str, out: str | None = None, panels: int = 4, sort: str | Non
     base = workdir_lib.cohort_config(started[0].dir)
     class_names = list(base.data.class_names)
     sort = sort or (base.sweep.sort if "sweep" in base else "dice")
-    out = os.path.abspath(out or os.path.join(wd.path, "report"))
+    out = os.path.abspath(out or os.path.join(wd.path, workdir_lib.REPORT))
     os.makedirs(out, exist_ok=True)
 
     evaluated = [r for r in wd.replicas if r.best]
@@ -379,7 +383,7 @@ def _image_panels(out, configs_, labels, members, sort, count) -> list[tuple[str
     figures, data, chosen = [], None, None
     for fname, k, which in picks:
         rep = _representative(members[k], sort)
-        model = predict.from_replica(rep)
+        model = model_io.from_replica(rep)
         if data is None:  # every cohort of a sweep shares the dataset's validation split
             data = datasets.load(model.config.data).val
             chosen = _choose_images(data.labels, count)

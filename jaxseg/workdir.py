@@ -1,10 +1,27 @@
-"""Reading a jaxseg workdir (of ``jaxseg train`` or ``jaxseg sweep``): cohorts, replicas, weights.
+"""A jaxseg workdir (of ``jaxseg train`` or ``jaxseg sweep``): its layout, its guard, reading it.
 
-A ``train`` workdir is one cohort (``run.json``, ``history.jsonl``, ``checkpoints/``,
-``summary.json`` once it ends). A ``sweep`` workdir holds ``sweep.json``, ``plan.json`` (which
-runs each cohort trains) and one such cohort folder per cohort under ``cohorts/``. Everything
-here only reads, so it works on a workdir that is being written by a running job (orbax lists
-only completed checkpoint steps) or that was left by a killed one.
+This module owns the workdir: every file name below is written and read through it.
+
+A cohort folder (a ``train`` workdir, or ``<sweep>/cohorts/<name>/``)::
+
+  run.json        the cohort's identity (config and per-replica overrides); the guard
+  replicas.json   the hyperparameter table, training images per replica, strategy
+  history.jsonl   one record per replica per evaluation
+  checkpoints/    orbax steps (state, best weights, the replica tracker)
+  tensorboard/    clu event files (with the ``tensorboard`` extra)
+  summary.json    per-replica results; ``"complete": true`` once the cohort is done
+  lock.json       while a process trains it (removed when it ends)
+
+A sweep folder::
+
+  sweep.json      the sweep's identity (config and runs); the guard
+  plan.json       which runs each cohort trains
+  cohorts/<name>/ one cohort folder per cohort
+  results.csv|json|md   the tables, once every cohort is complete
+  report/         ``jaxseg report``'s default output
+
+Reading only reads, so it works on a workdir that is being written by a running job (orbax
+lists only completed checkpoint steps) or that was left by a killed one.
 
 Replica ids: in a sweep, the run number of ``results.csv`` (``7``) or ``cohort/replica``
 (``c001/3``); in a train workdir, the replica index (``2``).
@@ -20,9 +37,80 @@ import ml_collections
 import numpy as np
 
 from jaxseg import checkpoint, configs, hparams, outputs
+from jaxseg.engine import tracker as tracker_lib
 from jaxseg.errors import JaxsegError
 
+RUN = "run.json"
+REPLICAS = "replicas.json"
+HISTORY = "history.jsonl"
+CHECKPOINTS = "checkpoints"
+TENSORBOARD = "tensorboard"
+SUMMARY = "summary.json"
 LOCK = "lock.json"
+SWEEP = "sweep.json"
+PLAN = "plan.json"
+COHORTS = "cohorts"
+RESULTS = "results"  # results.csv, results.json, results.md
+REPORT = "report"
+
+
+def cohort_path(sweep_dir: str, name: str) -> str:
+    """The folder of cohort ``name`` in a sweep workdir."""
+    return os.path.join(sweep_dir, COHORTS, name)
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def guard(directory: str, record: str, identity: dict, kind: str, write: bool = True) -> None:
+    """Refuses a workdir that holds a different run or sweep; records a new one.
+
+    The one guard of ``train`` (``run.json``) and ``sweep`` (``sweep.json``): resuming is
+    allowed only when the recorded identity equals this launch's (fields added to jaxseg
+    since the record was written count as equal at their default).
+
+    Args:
+      directory: the workdir (or cohort folder).
+      record: :data:`RUN` or :data:`SWEEP`.
+      identity: ``{"config": configs.identity(config), ...}`` (overrides or runs).
+      kind: ``run`` or ``sweep`` (for the message).
+      write: record the identity when the workdir has none yet (``False``: only check;
+        ``train`` records once its data are loaded and checked, so a launch that fails
+        before that leaves nothing a corrected command would be refused by).
+
+    Raises:
+      JaxsegError: naming the fields that differ.
+    """
+    path = os.path.join(directory, record)
+    identity = outputs.jsonable(identity)
+    old = _read_json(path)
+    if old is None:
+        if write:
+            outputs.write_json(path, identity)
+        return
+    identity = {**identity, "config": configs.without_added_defaults(
+        old.get("config", {}), identity["config"])}
+    if old == identity:
+        return
+    a, b = _flat(old), _flat(identity)
+    diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+    raise JaxsegError(f"workdir {directory} holds a different {kind} (differs in {shown}); "
+                      "results would mix. Use a new --workdir, or delete the old one to "
+                      "start over")
+
+
+def completed(cohort_dir: str) -> dict | None:
+    """A cohort's summary if it is complete (every epoch trained or every replica frozen)."""
+    summary = _read_json(os.path.join(cohort_dir, SUMMARY))
+    return summary if summary and summary.get("complete") else None
 
 
 def write_lock(cohort_dir: str) -> None:
@@ -118,27 +206,27 @@ class Workdir:
           JaxsegError: if ``path`` is not a jaxseg workdir.
         """
         self.path = os.path.abspath(path)
-        if os.path.exists(os.path.join(self.path, "sweep.json")):
+        if os.path.exists(os.path.join(self.path, SWEEP)):
             self.kind = "sweep"
-            sweep = _read_json(os.path.join(self.path, "sweep.json"))
+            sweep = _read_json(os.path.join(self.path, SWEEP))
             self.runs = sweep["runs"]
-            plan = _read_json(os.path.join(self.path, "plan.json")) or {"cohorts": []}
+            plan = _read_json(os.path.join(self.path, PLAN)) or {"cohorts": []}
             names = [c["name"] for c in plan["cohorts"]]
             run_lists = [c["runs"] for c in plan["cohorts"]]
-            on_disk = sorted(os.listdir(os.path.join(self.path, "cohorts"))) \
-                if os.path.isdir(os.path.join(self.path, "cohorts")) else []
+            on_disk = sorted(os.listdir(os.path.join(self.path, COHORTS))) \
+                if os.path.isdir(os.path.join(self.path, COHORTS)) else []
             for name in on_disk:
                 if name not in names:
                     names.append(name)
                     run_lists.append(None)
-            self.cohorts = [self._cohort(n, os.path.join(self.path, "cohorts", n), rl)
+            self.cohorts = [self._cohort(n, cohort_path(self.path, n), rl)
                             for n, rl in zip(names, run_lists, strict=True)]
-        elif os.path.exists(os.path.join(self.path, "run.json")):
+        elif os.path.exists(os.path.join(self.path, RUN)):
             self.kind, self.runs = "train", None
             self.cohorts = [self._cohort("", self.path, None)]
         else:
-            raise JaxsegError(f"{path} is not a jaxseg workdir (it has neither sweep.json nor "
-                              "run.json)")
+            raise JaxsegError(f"{path} is not a jaxseg workdir (it has neither {SWEEP} nor "
+                              f"{RUN})")
 
     @property
     def replicas(self) -> list[Replica]:
@@ -146,35 +234,32 @@ class Workdir:
         return [r for c in self.cohorts for r in c.replicas]
 
     def _cohort(self, name: str, cdir: str, runs: list[int] | None) -> CohortInfo:
-        meta = _read_json(os.path.join(cdir, "run.json"))
+        meta = _read_json(os.path.join(cdir, RUN))
         if meta is None:  # planned, not started
             reps = [Replica(id=f"{r}", cohort=name, cohort_dir=cdir, index=i, run=r,
                             overrides=self.runs[r], status="pending", epoch=0, epochs=0,
                             best_epoch=0, best=None) for i, r in enumerate(runs or [])]
             return CohortInfo(name, cdir, "pending", [], reps)
         epochs = int(meta["config"]["train"]["epochs"])
-        summary = _read_json(os.path.join(cdir, "summary.json"))
-        steps = checkpoint.CohortCheckpoints.steps_in(os.path.join(cdir, "checkpoints"))
-        if summary is not None and summary.get("complete"):
-            state = "finished"
-            host = {"epoch": summary["epochs"],
-                    "status": [r["status"] for r in summary["replicas"]],
-                    "best_epoch": [r["best_epoch"] for r in summary["replicas"]],
-                    "best_metrics": [r["best"] for r in summary["replicas"]]}
+        summary = completed(cdir)
+        steps = checkpoint.CohortCheckpoints.steps_in(os.path.join(cdir, CHECKPOINTS))
+        if summary is not None:
+            state, track = "finished", tracker_lib.Tracker.from_summary(summary)
         else:
             state = "running" if _trainer_alive(cdir) else "interrupted"
-            host = None
+            track = None
             if steps:
-                with checkpoint.CohortCheckpoints(os.path.join(cdir, "checkpoints")) as ck:
-                    host = ck.restore_host(steps[-1])
+                with checkpoint.CohortCheckpoints(os.path.join(cdir, CHECKPOINTS)) as ck:
+                    track = tracker_lib.Tracker.from_json(ck.restore_host(steps[-1]))
         reps = []
         for i, ov in enumerate(meta["overrides"]):
-            if host is None:
+            if track is None:
                 status, epoch, best_epoch, best = state, 0, 0, None
             else:
-                status, epoch = host["status"][i], host["epoch"]
-                best_epoch, best = host["best_epoch"][i], host["best_metrics"][i]
-                if status == "running":
+                rec = track.replicas[i]
+                status, epoch, best_epoch, best = (rec.status, track.epoch, rec.best_epoch,
+                                                   rec.best_metrics)
+                if status == tracker_lib.RUNNING:
                     status = state
             run = runs[i] if runs is not None and i < len(runs) else None
             rid = (str(run) if run is not None else f"{name}/{i}") if self.kind == "sweep" \
@@ -202,9 +287,9 @@ class Workdir:
 
 def _run_meta(cohort_dir: str) -> dict:
     """A cohort's ``run.json``, or a clear error when training has not started."""
-    meta = _read_json(os.path.join(cohort_dir, "run.json"))
+    meta = _read_json(os.path.join(cohort_dir, RUN))
     if meta is None:
-        raise JaxsegError(f"{cohort_dir} has not started training (no run.json)")
+        raise JaxsegError(f"{cohort_dir} has not started training (no {RUN})")
     return meta
 
 
@@ -229,13 +314,13 @@ def restore_replica(rep: Replica, which: str = "best", step: int | None = None):
       step: the checkpoint step (default: the newest).
 
     Returns:
-      ``(variables, state, host, step)``: ``{"params", "batch_stats"}`` of the replica, its
-      full training state (optimizer and plateau state included; NumPy arrays), the
-      cohort's host bookkeeping and the step read.
+      ``(variables, state, tracker, step)``: ``{"params", "batch_stats"}`` of the replica,
+      its full training state (optimizer and plateau state included; NumPy arrays), the
+      cohort's :class:`~jaxseg.engine.tracker.Tracker` at that step, and the step read.
     """
     if which not in ("best", "last"):
         raise JaxsegError(f"weights={which!r}: choose 'best' or 'last'")
-    ckdir = os.path.join(rep.cohort_dir, "checkpoints")
+    ckdir = os.path.join(rep.cohort_dir, CHECKPOINTS)
     steps = checkpoint.CohortCheckpoints.steps_in(ckdir)
     if not steps:
         raise JaxsegError(f"replica {rep.id} has no checkpoint yet (in {ckdir})")
@@ -247,4 +332,4 @@ def restore_replica(rep: Replica, which: str = "best", step: int | None = None):
     state = jax.tree.map(lambda x: np.asarray(x)[rep.index], state)
     src = jax.tree.map(lambda x: np.asarray(x)[rep.index], best) if which == "best" else state
     variables = {"params": src["params"], "batch_stats": src.get("batch_stats") or {}}
-    return variables, state, host, step
+    return variables, state, tracker_lib.Tracker.from_json(host), step

@@ -16,7 +16,7 @@ import pytest
 from conftest import shared_dir
 from PIL import Image
 
-from jaxseg import predict, workdir
+from jaxseg import drawing, model_io, predict, workdir
 from jaxseg.data import datasets
 from jaxseg.errors import JaxsegError
 
@@ -90,7 +90,7 @@ def test_export_and_predict_reproduce_the_sweeps_evaluation(sweep, tmp_path, tfd
     assert "per image" in out.stdout and "HD95" in out.stdout and " px" in out.stdout
     # ... and the same masks as the replica loaded from the workdir on the TFDS val split.
     rep = workdir.Workdir(wd).replica(str(run["run"]))
-    model = predict.from_replica(rep)
+    model = model_io.from_replica(rep)
     val = datasets.load(model.config.data).val
     own = model.segment(val.images)
     for i, case in enumerate(val.ids):
@@ -155,7 +155,7 @@ def test_errors_name_the_culprit(sweep, tmp_path, tfds_dir, xla_cache):
         wdo.replica("9")
     out = cli(["inspect", f"--workdir={wd}", "--replica=c007/0"], tfds_dir, xla_cache)
     assert out.returncode == 2 and "has no replica 'c007/0'" in out.stderr
-    model = predict.from_replica(wdo.replica("0"))
+    model = model_io.from_replica(wdo.replica("0"))
     colour = np.zeros((96, 96, 3), np.uint8)
     colour[..., 0] = 200
     Image.fromarray(colour).save(tmp_path / "colour.png")
@@ -176,7 +176,7 @@ def test_predict_hdf5_volume_equals_its_slices_as_pngs(sweep, tmp_path):
     import h5py
 
     wd, cmr96, _ = sweep
-    model = predict.from_replica(workdir.Workdir(wd).replica("0"))
+    model = model_io.from_replica(workdir.Workdir(wd).replica("0"))
     names = ["cmr101", "cmr102", "cmr103"]
     os.makedirs(tmp_path / "png" / "image")
     os.makedirs(tmp_path / "png" / "mask")
@@ -295,19 +295,19 @@ def test_two_axis_grid_gets_a_matrix(tmp_path):
 
 
 def test_a_structure_keeps_its_colour_whatever_its_index():
-    red, green, blue = predict.COLOURS[1], predict.COLOURS[2], predict.COLOURS[3]
-    np.testing.assert_array_equal(predict.class_colours(("bg", "RV", "MYO", "LV")),
-                                  predict.COLOURS[:4])
+    red, green, blue = drawing.COLOURS[1], drawing.COLOURS[2], drawing.COLOURS[3]
+    np.testing.assert_array_equal(drawing.class_colours(("bg", "RV", "MYO", "LV")),
+                                  drawing.COLOURS[:4])
     # The LGE-style 3-class set: the myocardium green and the blood pool blue, as in cmr96.
-    np.testing.assert_array_equal(predict.class_colours(("bg", "MYO", "blood")),
+    np.testing.assert_array_equal(drawing.class_colours(("bg", "MYO", "blood")),
                                   [[0, 0, 0], green, blue])
     # An unknown structure takes the first colour no known one uses.
-    np.testing.assert_array_equal(predict.class_colours(("bg", "LV", "thing")),
+    np.testing.assert_array_equal(drawing.class_colours(("bg", "LV", "thing")),
                                   [[0, 0, 0], blue, red])
     # One pixel by hand: grey 0.4 (102) under 45% green; background stays grey.
     image = np.full((1, 2), 0.4)
-    pic = predict.overlay(image, np.array([[1, 0]]),
-                          colours=predict.class_colours(("bg", "MYO", "blood")))
+    pic = drawing.overlay(image, np.array([[1, 0]]),
+                          colours=drawing.class_colours(("bg", "MYO", "blood")))
     np.testing.assert_array_equal(pic[0, 0], np.round(102 * 0.55 + green * 0.45))
     np.testing.assert_array_equal(pic[0, 1], [102, 102, 102])
 

@@ -185,12 +185,12 @@ def test_effective_number_weights_on_cmr96_counts(tfds_dir):
 def test_negative_weights_and_unknown_static_choices_are_refused():
     with pytest.raises(JaxsegError, match=r"loss.weights.dice=\[1.0, -0.5\].*>= 0"):
         losses.validate({"dice": np.array([1.0, -0.5])}, P, 4, "softmax")
-    from jaxseg import configs, hparams
+    from jaxseg import configs, validation
 
     for field, value in (("loss.ecn_counts", "percentage"), ("eval.bf_convention", "matlb")):
         c = configs.default()
         section, name = field.split(".")
         setattr(c[section], name, value)
         with pytest.raises(JaxsegError, match=f"{field}='{value}'"):
-            hparams.table(hparams.replica_configs(c, [{}]))
+            validation.validate(c)
 

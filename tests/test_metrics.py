@@ -216,14 +216,14 @@ def test_hd95_summary_counts_missed_cases_and_names_its_unit():
 
 
 def test_impossible_spacing_is_refused_before_training():
-    from jaxseg import configs, hparams
+    from jaxseg import configs, validation
 
     c = configs.default()
     c.data.spacing = (1.5, -1.0)
     with pytest.raises(metrics.JaxsegError, match=r"data.spacing=\(1.5, -1.0\)"):
-        hparams.table(hparams.replica_configs(c, [{}]))
+        validation.validate(c)
     # Before the data are loaded either form passes; four sizes never do.
     assert metrics.hd95_spacing((10.0, 1.5, 1.5), None) == ((10.0, 1.5, 1.5), "mm")
     c.data.spacing = (1.0, 1.0, 1.0, 1.0)
     with pytest.raises(metrics.JaxsegError, match="give 2 .* or 3"):
-        hparams.table(hparams.replica_configs(c, [{}]))
+        validation.validate(c)

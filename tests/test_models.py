@@ -31,7 +31,7 @@ def test_options_and_param_count_independent_of_size(kw):
 
 
 def test_reference_parameter_count():
-    # Base 16, depth 3, 4 classes, batch norm: the cmr96 prototype's size (GUIDE §3).
+    # Base 16, depth 3, 4 classes, batch norm: the cmr96 prototype's size (docs/design.md §6).
     shapes = jax.eval_shape(UNet().init, jax.random.key(0), jnp.zeros((1, 96, 96, 1)))
     assert count(shapes) == 483204
 

@@ -14,7 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseg import bench, configs, outputs, replicas, train
+from jaxseg import bench, checkpoint, configs, outputs, train
+from jaxseg.engine import replicas
+from jaxseg.engine.cohort import build_cohort
+from jaxseg.engine.tracker import Policy, Tracker
 from jaxseg.errors import JaxsegError
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -141,24 +144,21 @@ def test_diverging_replica_is_isolated(tfds_dir, tmp_path):
         for r in (0, 2):
             assert_same_metrics(with_h[(r, epoch)], without_h[(r, epoch)], atol=1e-6, rtol=1e-6)
     # The diverged replica keeps its last finite state: the checkpoint holds no NaN.
-    ckpt = train.checkpoint.CohortCheckpoints(str(tmp_path / "with" / "checkpoints"))
+    ckpt = checkpoint.CohortCheckpoints(str(tmp_path / "with" / "checkpoints"))
     host = ckpt.restore_host(ckpt.latest_step())
     assert host["status"][1] == "diverged"
     ckpt.close()
 
 
-def expected_stop(losses, patience, start):
-    """The epoch early stopping must stop a replica evaluated every epoch, worked out from its
-    recorded validation losses: the patience-th evaluation after ``start`` without a new
-    lowest loss."""
-    best, bad = float("inf"), 0
-    for epoch, loss in enumerate(losses, 1):
-        if loss < best:
-            best, bad = loss, 0
-        elif epoch > start:
-            bad += 1
-            if bad >= patience:
-                return epoch
+def tracker_stop(rows, monitor, patience, start):
+    """The epoch the replica tracker (whose rules tests/test_tracker.py checks by hand) stops a
+    replica evaluated every epoch with these validation rows: what the run must have done."""
+    t = Tracker.start(Policy(epochs=len(rows) + 1, monitor=monitor, patience=patience,
+                             start=start), 1)
+    for epoch, row in enumerate(rows, 1):
+        t.evaluated([row], epoch)
+        if t.replicas[0].status == "stopped":
+            return epoch
     return None
 
 
@@ -175,20 +175,18 @@ def test_early_stopping_counts_patience_from_its_start_epoch(tfds_dir, tmp_path)
     h = history(str(tmp_path))
     frozen = [h[(0, e)]["loss"] for e in range(1, 6)]
     assert len(set(frozen)) == 1  # the premise: the loss is exactly constant
-    assert expected_stop(frozen, 2, 0) == 3
     assert s["replicas"][0]["status"] == "stopped" and s["replicas"][0]["stopped_epoch"] == 5
     assert (0, 6) not in h  # a stopped replica is no longer evaluated
-    learner = [h[(1, e)]["loss"] for e in range(1, 8) if (1, e) in h]
-    assert s["replicas"][1]["stopped_epoch"] == expected_stop(learner, 2, 3)
+    learner = [h[(1, e)] for e in range(1, 8) if (1, e) in h]
+    assert s["replicas"][1]["stopped_epoch"] == tracker_stop(learner, "loss", 2, 3)
     # Monitoring Dice instead: the learner's stop follows its Dice (higher is better).
     c.train.early_stopping_monitor, c.train.early_stopping_start = "dice", 0
     s = train.train_and_evaluate(c, str(tmp_path / "dice"), [{"optim.learning_rate": 3e-3,
                                                               "seed": 1}])
     h = history(str(tmp_path / "dice"))
-    dice = [-h[(0, e)]["dice"] for e in range(1, 8) if (0, e) in h]
-    assert s["replicas"][0]["stopped_epoch"] == expected_stop(dice, 2, 0)
-    assert expected_stop(dice, 2, 0) != expected_stop(
-        [h[(0, e)]["loss"] for e in range(1, 8) if (0, e) in h], 2, 0)
+    rows = [h[(0, e)] for e in range(1, 8) if (0, e) in h]
+    assert s["replicas"][0]["stopped_epoch"] == tracker_stop(rows, "dice", 2, 0)
+    assert tracker_stop(rows, "dice", 2, 0) != tracker_stop(rows, "loss", 2, 0)
 
 
 def test_best_epoch_by_per_image_dice(tfds_dir, tmp_path):
@@ -219,22 +217,17 @@ def test_spacing_that_does_not_fit_is_refused_and_the_corrected_run_starts(tfds_
 
 def test_frozen_replica_does_not_change(tfds_dir):
     c = tiny_config(tfds_dir)
-    from jaxseg import hparams
     from jaxseg.data import datasets
 
-    table = hparams.table(hparams.replica_configs(c, REPLICAS[:2]))
     data = datasets.load(c.data)
-    static = train.build_static(c, data, table)
-    cohort = train.Cohort(c, static, 2, 3, data)
-    hp = {k: jnp.asarray(v.astype(np.int32) if v.dtype.kind == "i" else v)
-          for k, v in table.items()}
+    built = build_cohort(c, REPLICAS[:2], data)
+    cohort, hp = built.cohort, built.hp
+    assert cohort.steps == 3  # 20 images, batch 8
     state = cohort.init(hp)
     before = jax.tree.map(np.asarray, state)
-    member = jnp.ones((2, len(data.train)), bool)
-    plan = cohort.plan(hp["seed"], member, 0)
+    plan = cohort.plan(hp["seed"], built.member_d, 0)
     state, acc = cohort.run_epoch(state, hp, jnp.full((2,), 1e-2), jnp.array([True, False]),
-                                  plan, jnp.asarray(data.train.images),
-                                  jnp.asarray(data.train.labels))
+                                  plan, built.images, built.labels)
     after = jax.tree.map(np.asarray, state)
     changed = jax.tree.leaves(jax.tree.map(lambda a, b: not np.array_equal(a[0], b[0]),
                                            before["params"], after["params"]))
@@ -322,7 +315,8 @@ def test_changed_config_refuses_old_workdir(tfds_dir, tmp_path):
     c = tiny_config(tfds_dir, epochs=1)
     train.train_and_evaluate(c, str(tmp_path), [{}])
     c.optim.learning_rate = 0.5
-    with pytest.raises(JaxsegError, match="holds a different run"):
+    with pytest.raises(JaxsegError, match=r"holds a different run \(differs in "
+                                          r"config.optim.learning_rate\)"):
         train.train_and_evaluate(c, str(tmp_path), [{}])
 
 

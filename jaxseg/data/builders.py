@@ -2,7 +2,7 @@
 
 The builders write ``array_record`` files whose features are zlib-encoded
 ``tfds.features.Tensor`` values and are read back with ``as_data_source()``:
-that path needs no TensorFlow (GUIDE §3). Images are stored as float32 in [0, 1]
+that path needs no TensorFlow (docs/design.md §6). Images are stored as float32 in [0, 1]
 at their original size; pre-processing (CLAHE, crop/pad) happens when the data
 is loaded, so changing it never forces a rebuild.
 

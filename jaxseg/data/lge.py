@@ -1,6 +1,6 @@
 """An LGE-style three-region folder dataset made from real ACDC slices.
 
-One of the source studies (GUIDE §6) segmented late-gadolinium-enhancement (LGE) MRI into
+One of the source studies segmented late-gadolinium-enhancement (LGE) MRI into
 three regions stored as grey-level mask PNGs (0 background, 128 myocardium, 255 blood
 pool) at 128x128 with a 60/20/20 split. No LGE data can ship with jaxseg, so its study
 (``experiments/lge_l2.py``) runs on this stand-in when ACDC is at hand: the mid-ventricular

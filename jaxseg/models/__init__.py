@@ -1,5 +1,5 @@
 """Segmentation models."""
 
-from jaxseg.models.unet import UNet, create_model
+from jaxseg.models.unet import UNet, create_model, validate
 
-__all__ = ["UNet", "create_model"]
+__all__ = ["UNet", "create_model", "validate"]

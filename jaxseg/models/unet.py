@@ -5,7 +5,7 @@ Every option the source studies compared is a field: depth, base width, norm
 dropout per stage, transposed-conv or bilinear decoders, softmax or sigmoid
 heads, He or Xavier init. Dropout rates are *call arguments*, not fields, so
 they can be traced per-replica values (Flax's ``nn.Dropout`` checks
-``rate == 0`` in Python and so cannot take one; GUIDE §3).
+``rate == 0`` in Python and so cannot take one; docs/design.md §6).
 
 Linen rather than NNX: the training engine stacks replicas as plain pytrees
 (params, batch statistics) with a leading replica axis and runs pure functions
@@ -109,7 +109,7 @@ class Upsample(nn.Module):
     ``transpose`` is a 2x2 stride-2 transposed convolution. Its windows do not
     overlap, so it is computed exactly as a 1x1 convolution to ``4 * features``
     channels followed by depth-to-space: a plain matmul, which XLA CPU runs far
-    faster than its ``ConvTranspose`` lowering (GUIDE §3). ``bilinear`` resizes and
+    faster than its ``ConvTranspose`` lowering (docs/design.md §6). ``bilinear`` resizes and
     then mixes channels with a 1x1 convolution, as in the source studies.
 
     Attributes:
@@ -209,6 +209,24 @@ class UNet(nn.Module):
         return logits.astype(jnp.float32)
 
 
+def validate(cfg, num_classes: int) -> None:
+    """Checks the ``model`` config's choices and sizes (raises JaxsegError naming the field)."""
+    check_choice("model.name", cfg.name, ("unet",))
+    check_choice("model.norm", cfg.norm, NORMS)
+    check_choice("model.norm_position", cfg.norm_position, ("before", "after"))
+    check_choice("model.activation", cfg.activation, tuple(ACTIVATIONS))
+    check_choice("model.upsample", cfg.upsample, UPSAMPLES)
+    check_choice("model.head", cfg.head, HEADS)
+    check_choice("model.init", cfg.init, tuple(INITS))
+    check_choice("model.dtype", cfg.get("dtype", "float32"), tuple(DTYPES))
+    if cfg.head == "sigmoid" and num_classes != 2:
+        raise JaxsegError(f"model.head='sigmoid' is binary and needs data.num_classes=2, "
+                          f"not {num_classes}")
+    if cfg.depth < 1 or cfg.base_width < 1:
+        raise JaxsegError(f"model.depth ({cfg.depth}) and model.base_width "
+                          f"({cfg.base_width}) must be >= 1")
+
+
 def create_model(cfg, num_classes: int, dtype=None) -> UNet:
     """Builds the model a ``model`` config describes, checking every choice.
 
@@ -221,23 +239,8 @@ def create_model(cfg, num_classes: int, dtype=None) -> UNet:
     Returns:
       The Flax module.
     """
-    check_choice("model.name", cfg.name, ("unet",))
-    check_choice("model.norm", cfg.norm, NORMS)
-    check_choice("model.norm_position", cfg.norm_position, ("before", "after"))
-    check_choice("model.activation", cfg.activation, tuple(ACTIVATIONS))
-    check_choice("model.upsample", cfg.upsample, UPSAMPLES)
-    check_choice("model.head", cfg.head, HEADS)
-    check_choice("model.init", cfg.init, tuple(INITS))
-    if dtype is None:
-        name = cfg.get("dtype", "float32")
-        check_choice("model.dtype", name, tuple(DTYPES))
-        dtype = DTYPES[name]
-    if cfg.head == "sigmoid" and num_classes != 2:
-        raise JaxsegError(f"model.head='sigmoid' is binary and needs data.num_classes=2, "
-                          f"not {num_classes}")
-    if cfg.depth < 1 or cfg.base_width < 1:
-        raise JaxsegError(f"model.depth ({cfg.depth}) and model.base_width "
-                          f"({cfg.base_width}) must be >= 1")
+    validate(cfg, num_classes)
+    dtype = DTYPES[cfg.get("dtype", "float32")] if dtype is None else dtype
     return UNet(num_classes=num_classes, depth=int(cfg.depth), base_width=int(cfg.base_width),
                 norm=cfg.norm, norm_position=cfg.norm_position, activation=cfg.activation,
                 upsample=cfg.upsample, head=cfg.head, initializer=cfg.init, dtype=dtype)

@@ -17,8 +17,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxseg import hparams, losses, replicas
+from jaxseg import hparams, losses, validation
 from jaxseg.data import readers
+from jaxseg.engine import replicas
 from jaxseg.errors import JaxsegError
 
 
@@ -176,6 +177,7 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
             for t in terms:
                 o[f"loss.weights.{t}"] = float(c.loss.weights[t]) if t in c.loss.weights else 0.0
             per_run.append(o)
+        validation.validate(base, per_run)  # every check, before anything trains
         state, act, flops = estimate(base)
         if sequential:  # the epoch's split into rounds briefly holds a second copy of the
             state *= SEQUENTIAL_STATE  # parameters and both moments (Cohort.split_rounds)
@@ -190,7 +192,7 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
 
 
 # Sustained training throughput used for time estimates (FLOP/s): the cmr96-size step's
-# 30.5 GFLOP (GUIDE §3, XLA cost analysis) over its 0.687 s on 2 CPU cores
+# 30.5 GFLOP (XLA cost analysis) over its 0.687 s on 2 CPU cores
 # (docs/benchmarks.md, 2026-11-22). Backends not listed are unmeasured: no estimate.
 THROUGHPUT = {"cpu": 4.4e10}
 # Compilation of a cohort's programs (seconds): the first epoch's excess over the second in

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from jaxseg import hparams
+from jaxseg import workdir as workdir_lib
 from jaxseg.outputs import is_writer, jsonable, write_json
 
 # Axes that repeat a configuration rather than define it.
@@ -158,7 +159,8 @@ def _columns(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r))
 
 
-def _fmt(v):
+def fmt(v) -> str:
+    """A table cell: ``-`` for a missing value, 4 significant digits for a float."""
     if v is None:
         return "-"
     if isinstance(v, float):
@@ -183,14 +185,14 @@ def tables(rows: list[dict], configs_: list[dict]):
     show = [m for m in metrics if m != "wall_time_s"]
     cfg_cells = []
     for c in configs_:
-        cells = [_fmt(c.get(k)) for k in cfg_hyper] + [str(c["n"])]
+        cells = [fmt(c.get(k)) for k in cfg_hyper] + [str(c["n"])]
         for m in show:
             mean, std = c.get(f"{m}_mean"), c.get(f"{m}_std")
             cells.append("-" if mean is None else f"{mean:.4f}" if std is None
                          else f"{mean:.4f} ± {std:.4f}")
         cfg_cells.append(cells)
     cols = ["run", "cohort"] + hyper + ["status", "best_epoch"] + metrics
-    run_cells = [[_fmt(r.get(k)) for k in cols] for r in rows]
+    run_cells = [[fmt(r.get(k)) for k in cols] for r in rows]
     return ((cfg_hyper + ["n"] + [label.get(m, m) for m in show], cfg_cells),
             ([label.get(c, c) for c in cols], run_cells))
 
@@ -223,12 +225,13 @@ def write(workdir: str, rows: list[dict], sort: str = "dice", title: str = "") -
     if not is_writer():
         return configs_
     keys = _columns(rows)
-    with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
+    with open(os.path.join(workdir, f"{workdir_lib.RESULTS}.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         for r in rows:
             w.writerow({k: jsonable(r.get(k)) for k in keys})
-    write_json(os.path.join(workdir, "results.json"), {"runs": rows, "configurations": configs_})
-    with open(os.path.join(workdir, "results.md"), "w") as f:
+    write_json(os.path.join(workdir, f"{workdir_lib.RESULTS}.json"),
+               {"runs": rows, "configurations": configs_})
+    with open(os.path.join(workdir, f"{workdir_lib.RESULTS}.md"), "w") as f:
         f.write(markdown(rows, configs_, title))
     return configs_

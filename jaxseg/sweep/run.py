@@ -7,41 +7,16 @@ again. ``<workdir>/sweep.json`` records the grid: running a changed sweep agains
 same workdir stops with a message instead of mixing results.
 """
 
-import json
 import os
 import time
 
 from absl import logging
 
 from jaxseg import configs, outputs, train
+from jaxseg import workdir as workdir_lib
 from jaxseg.errors import JaxsegError
 from jaxseg.sweep import plan as plan_lib
 from jaxseg.sweep import results
-
-
-def _guard(workdir: str, config, runs: list[dict]) -> None:
-    meta = outputs.jsonable({"config": configs.identity(config), "runs": runs})
-    path = os.path.join(workdir, "sweep.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        meta["config"] = configs.without_added_defaults(old.get("config", {}), meta["config"])
-        if old != meta:
-            what = "runs" if old.get("runs") != meta["runs"] else "config"
-            raise JaxsegError(
-                f"workdir {workdir} holds a different sweep (its {what} changed); results "
-                "would mix. Use a new --workdir, or delete the old one to start over")
-    else:
-        outputs.write_json(path, meta)
-
-
-def _complete(cohort_dir: str) -> dict | None:
-    path = os.path.join(cohort_dir, "summary.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        summary = json.load(f)
-    return summary if summary.get("complete") else None
 
 
 def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
@@ -80,19 +55,20 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
     if dry_run:
         return None
     os.makedirs(workdir, exist_ok=True)
-    _guard(workdir, config, runs)
+    workdir_lib.guard(workdir, workdir_lib.SWEEP,
+                      {"config": configs.identity(config), "runs": runs}, "sweep")
     # Which runs each cohort trains, for `jaxseg inspect` and `report` (run ids).
-    outputs.write_json(os.path.join(workdir, "plan.json"), {"cohorts": [
+    outputs.write_json(os.path.join(workdir, workdir_lib.PLAN), {"cohorts": [
         {"name": p.name, "runs": list(p.runs)} for p in plans]})
     selected = set(only or names)
     # Runs this launch trains: its selected cohorts that have not finished (for the ETA).
     todo = sum(len(p.runs) for p in plans
-               if p.name in selected and _complete(os.path.join(workdir, "cohorts", p.name))
-               is None)
+               if p.name in selected
+               and workdir_lib.completed(workdir_lib.cohort_path(workdir, p.name)) is None)
     summaries, t0, trained_runs, done_runs = {}, time.time(), 0, 0
     for k, p in enumerate(plans):
-        cdir = os.path.join(workdir, "cohorts", p.name)
-        summary = _complete(cdir)
+        cdir = workdir_lib.cohort_path(workdir, p.name)
+        summary = workdir_lib.completed(cdir)
         if summary is not None:
             logging.info("[%s %d/%d] already finished; skipped", p.name, k + 1, len(plans))
         elif p.name not in selected:
@@ -112,7 +88,8 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
                      outputs.format_seconds(eta) if trained_runs else "-")
     # Another launch sharing the workdir may have finished a cohort meanwhile.
     for p in plans:
-        summaries.setdefault(p.name, _complete(os.path.join(workdir, "cohorts", p.name)))
+        summaries.setdefault(p.name, workdir_lib.completed(workdir_lib.cohort_path(workdir,
+                                                                                   p.name)))
     left = [n for n in names if summaries[n] is None]
     if left:
         print(f"jaxseg: {len(plans) - len(left)} of {len(plans)} cohorts finished; left: "

@@ -4,7 +4,7 @@ A cohort of R replicas on D devices is padded to ``ceil(R / D) * D`` replicas wi
 copies of replica 0 (never alive, never in the results), and every per-replica array is
 placed with ``NamedSharding(mesh, P("replica"))``: each device holds its own replicas, and
 the step runs under ``shard_map``, each device running its local replicas with the chosen
-strategy, so nothing crosses devices inside a step (GUIDE §3). The dataset is replicated.
+strategy, so nothing crosses devices inside a step (docs/design.md §6). The dataset is replicated.
 
 With one device (the default on a CPU machine) all of this is the identity: no mesh, no
 padding, plain arrays.

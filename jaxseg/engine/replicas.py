@@ -4,16 +4,16 @@
 of stacked arguments (leading axis R) plus shared arguments (the dataset):
 
 * ``vmap``: one batched program; convolutions become grouped convolutions
-  (``feature_group_count = R``): the point on GPU, a trap on XLA CPU (GUIDE §3).
+  (``feature_group_count = R``): the point on GPU, a trap on XLA CPU (docs/design.md §6).
 * ``unroll``: the replicas written out one after another at trace time; each
   replica is an ordinary program, so CPU speed is R times one replica's, at the
   price of a compile time that grows with R.
-* ``map``: ``lax.map``, a device-side loop (slow on XLA CPU, GUIDE §3).
+* ``map``: ``lax.map``, a device-side loop (slow on XLA CPU, docs/design.md §6).
 * ``sequential``: one replica's program, compiled once and called R times per step from
   the host on that replica's own buffers (the stacked state is split into per-replica
   buffers once per epoch and joined back for evaluation and checkpoints); CPU speed is R
   times one replica's and the compile time does not grow with R.
-  :class:`jaxseg.train.Cohort` implements it (``split_rounds`` / ``join_rounds``);
+  :class:`jaxseg.engine.cohort.Cohort` implements it (``split_rounds`` / ``join_rounds``);
   evaluation reads a replica's slice with :func:`take_replica`.
 * ``auto``: chosen per backend from measurements (``docs/benchmarks.md``):
   ``sequential`` on CPU, ``vmap`` on GPU/TPU.
@@ -53,7 +53,7 @@ def resolve_loop(loop: str, backend: str | None = None) -> str:
         return loop
     backend = backend or jax.default_backend()
     # XLA CPU runs a rolled scan over U-Net steps ~17x slower than one dispatch per step
-    # (GUIDE §3); on GPU the loop stays on the device.
+    # (docs/design.md §6); on GPU the loop stays on the device.
     return "step" if backend == "cpu" else "scan"
 
 

@@ -1,0 +1,83 @@
+"""Evaluation of a cohort: every replica's validation metrics in one pass over the split.
+
+Per-class sums are accumulated batch by batch (clu metrics) and divided once, so the
+metrics do not depend on the evaluation batch size; HD95 is computed on the host from the
+predictions, per image or per volume. Replicas that are frozen are not evaluated.
+"""
+
+import jax
+import numpy as np
+
+from jaxseg import metrics
+from jaxseg.data import datasets
+from jaxseg.engine import devices
+from jaxseg.engine.cohort import Cohort
+
+
+def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, config,
+             index: list[np.ndarray] | None = None, alive: np.ndarray | None = None):
+    """Evaluates every replica on a split (or each on its own part of it).
+
+    Args:
+      cohort: the compiled cohort.
+      state: the stacked state.
+      hp: the stacked hyperparameters (device).
+      split: a labelled split.
+      batch_size: the evaluation batch size (results do not depend on it).
+      config: the run config (``eval.hd95``).
+      index: None to evaluate every replica on the whole split; else one index array per
+        replica into ``split`` (k-fold: each replica's held-out fold).
+      alive: ``(R,)`` host bools, or None for all: replicas that are not alive (frozen)
+        are not evaluated (under ``sequential`` not even on the device) and get None.
+
+    Returns:
+      A list (one per replica) of metric dicts: ``loss``, ``dice``, ``dice_per_class``,
+      ``iou``..., ``bf``..., ``accuracy``, ``hd95``... and ``volume_dice`` for volume splits.
+    """
+    R = cohort.R
+    alive = np.ones(R, bool) if alive is None else np.asarray(alive, bool)
+    busy = cohort.per_call(np.concatenate([alive, np.zeros(cohort.padded - R, bool)]))
+    cohort.skipped_evals += int((~busy).sum()) * (cohort.padded // cohort.rounds)
+    shared = index is None
+    if shared:
+        index = [np.arange(len(split))]
+    else:  # inert padding replicas are evaluated on replica 0's images
+        index = list(index) + [index[0]] * (cohort.padded - len(index))
+    n = max(len(i) for i in index)
+    width = n + (-n) % batch_size
+    idx = np.full((len(index), width), -1, np.int64)  # -1: padding
+    for r, ix in enumerate(index):
+        idx[r, :len(ix)] = ix
+    volume = split.volume if split.volume is not None else np.zeros(len(split), np.int32)
+    total, preds = None, []
+    for i in range(0, width, batch_size):
+        ib = idx[:, i:i + batch_size]
+        take = np.maximum(ib, 0)
+        args = (split.images[take], split.labels[take], (ib >= 0).astype(np.float32),
+                np.where(ib >= 0, volume[take], 0).astype(np.int32))
+        if shared:
+            m, p = cohort.eval(state, hp, *devices.place([a[0] for a in args], cohort.mesh,
+                                                         devices.SHARED), busy=busy)
+        else:
+            m, p = cohort.eval_each(state, hp, *devices.place(list(args), cohort.mesh),
+                                    busy=busy)
+        total = m if total is None else total.merge(m)
+        preds.append(devices.to_host(p, R))
+    preds = np.concatenate(preds, axis=1)
+    total = devices.to_host(total, R)
+    spacing, unit = metrics.hd95_spacing(config.data.spacing, split.volume is not None)
+    out = []
+    for r in range(R):
+        if not alive[r]:
+            out.append(None)
+            continue
+        res = jax.tree.map(lambda x, r=r: x[r], total).compute()
+        row = {"loss": float(res["loss"]), **res["seg"]}
+        if config.eval.hd95:
+            ix = index[0 if shared else r]
+            per_case = metrics.hd95_per_case(
+                preds[r][:len(ix)], split.labels[ix], cohort.static.num_classes,
+                None if split.volume is None else split.volume[ix], spacing)
+            row.update(metrics.summarize_hd95(per_case, unit))
+        out.append(row)
+    return out

@@ -1,0 +1,239 @@
+"""The replica tracker: where each replica of a cohort stands, and the rules that move it.
+
+Every per-replica decision of the training loop is made here, on the host, from the
+numbers the device returns: divergence (a non-finite loss or gradient freezes a replica),
+the best epoch (``eval.select``: the weights kept as "best"), early stopping
+(``train.early_stopping`` evaluations without a better ``train.early_stopping_monitor``,
+counted from epoch ``train.early_stopping_start``), which replicas feed
+reduce-on-plateau, and the end of training. The tracker is saved with every checkpoint
+(:meth:`Tracker.to_json`) and read back on resume, by ``inspect``, ``predict`` and
+``report``, so those rules and that record live in one place.
+
+A replica's status is ``running`` until it ``diverged``, ``stopped`` (early) or
+``finished`` (trained every epoch). A frozen replica (any status but ``running``) is no
+longer stepped or evaluated, and its record no longer changes.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+from absl import logging
+
+RUNNING, FINISHED, STOPPED, DIVERGED = "running", "finished", "stopped", "diverged"
+SELECT = ("dice", "dice_image", "loss")
+MONITOR = ("dice", "loss")
+
+
+def score(row: dict, metric: str) -> float:
+    """A validation row's value of ``metric``, higher is better (the loss is negated)."""
+    return -row["loss"] if metric == "loss" else row[metric]
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """The rules of a cohort (static; from its config).
+
+    Attributes:
+      epochs: the epochs asked for.
+      select: the metric whose best epoch gives the kept weights (``eval.select``).
+      monitor: the metric early stopping watches (``train.early_stopping_monitor``).
+      patience: evaluations without improvement before a replica stops (0: never).
+      start: the epoch after which evaluations without improvement count.
+    """
+
+    epochs: int
+    select: str = "dice"
+    monitor: str = "loss"
+    patience: int = 0
+    start: int = 0
+
+    @classmethod
+    def from_config(cls, config) -> "Policy":
+        """The policy of a run config."""
+        t = config.train
+        return cls(epochs=int(t.epochs), select=config.eval.select,
+                   monitor=t.early_stopping_monitor, patience=int(t.early_stopping),
+                   start=int(t.early_stopping_start))
+
+
+@dataclasses.dataclass
+class ReplicaRecord:
+    """One replica's record.
+
+    Attributes:
+      status: ``running`` | ``finished`` | ``stopped`` | ``diverged``.
+      best_epoch: the epoch of the best ``select`` score (0: none yet).
+      best_score: that score (higher is better; -inf: none yet).
+      best_monitored: the lowest monitored value so far (the monitor negated when higher
+        is better; inf: none yet). Checkpoints before 2026-12 hold it as ``best_val_loss``.
+      bad_evals: evaluations since the monitored value last improved (after ``start``).
+      best_metrics: the validation metrics at ``best_epoch``.
+      last_metrics: the latest validation metrics.
+      stopped_epoch: the epoch it stopped or diverged in (None while it trains or finished).
+      train_loss: its mean training loss of every epoch it trained.
+    """
+
+    status: str = RUNNING
+    best_epoch: int = 0
+    best_score: float = -math.inf
+    best_monitored: float = math.inf
+    bad_evals: int = 0
+    best_metrics: dict | None = None
+    last_metrics: dict | None = None
+    stopped_epoch: int | None = None
+    train_loss: list = dataclasses.field(default_factory=list)
+
+
+# The record's fields as the checkpoint's JSON holds them: one list per field, a value per
+# replica (the layout every jaxseg checkpoint has used).
+_FIELDS = tuple(f.name for f in dataclasses.fields(ReplicaRecord))
+_RENAMED = {"best_monitored": "best_val_loss"}  # new name: the name old checkpoints use
+# JSON has no infinities: a missing value (None) reads back as its field's start value.
+_START = {"best_score": -math.inf, "best_monitored": math.inf}
+
+
+@dataclasses.dataclass
+class Tracker:
+    """Every replica's record and the epoch the cohort reached.
+
+    Attributes:
+      replicas: one record per replica.
+      epoch: epochs done.
+      wall_time_s: training time, summed over resumptions.
+      policy: the rules (None for a tracker only read, e.g. by ``inspect``).
+    """
+
+    replicas: list[ReplicaRecord]
+    epoch: int = 0
+    wall_time_s: float = 0.0
+    policy: Policy | None = None
+
+    @classmethod
+    def start(cls, policy: Policy, num_replicas: int) -> "Tracker":
+        """A new cohort's tracker: every replica running, nothing evaluated."""
+        return cls([ReplicaRecord() for _ in range(num_replicas)], policy=policy)
+
+    @property
+    def alive(self) -> np.ndarray:
+        """``(R,)`` bools: the replicas still training."""
+        return np.array([r.status == RUNNING for r in self.replicas])
+
+    @property
+    def status(self) -> list[str]:
+        """Every replica's status."""
+        return [r.status for r in self.replicas]
+
+    @property
+    def complete(self) -> bool:
+        """Whether the cohort is done: every epoch trained, or no replica left running."""
+        return self.epoch == self.policy.epochs or not self.alive.any()
+
+    def diverged(self, bad: np.ndarray, epoch: int) -> None:
+        """Freezes the replicas whose loss or gradients were non-finite in ``epoch`` (1-based)."""
+        for r in np.flatnonzero(bad):
+            self.replicas[r].status, self.replicas[r].stopped_epoch = DIVERGED, epoch
+            logging.warning("replica %d diverged (non-finite loss or gradients) in epoch %d; "
+                            "frozen at its last finite state", r, epoch)
+
+    def trained(self, alive: np.ndarray, train_loss: np.ndarray) -> None:
+        """Records the epoch's mean training loss of the replicas that trained in it."""
+        for r in np.flatnonzero(alive):
+            self.replicas[r].train_loss.append(float(train_loss[r]))
+
+    def evaluated(self, rows: list[dict | None], epoch: int) -> np.ndarray:
+        """Applies the best-epoch and early-stopping rules to one evaluation.
+
+        Args:
+          rows: each replica's validation metrics (None: not evaluated, it was frozen
+            before this epoch). A replica that diverged during the epoch still has its row.
+          epoch: the epoch just evaluated (1-based).
+
+        Returns:
+          ``(R,)`` bools: the replicas whose current weights become their best.
+        """
+        p = self.policy
+        improved = np.zeros(len(self.replicas), bool)
+        for r, (rec, row) in enumerate(zip(self.replicas, rows, strict=True)):
+            if row is None:
+                continue
+            rec.last_metrics = row
+            s = score(row, p.select)
+            if s > rec.best_score:
+                rec.best_score, rec.best_epoch, rec.best_metrics = s, epoch, row
+                improved[r] = rec.status == RUNNING
+            watched = -score(row, p.monitor)  # lower is better
+            if watched < rec.best_monitored:
+                rec.best_monitored, rec.bad_evals = watched, 0
+            elif epoch > p.start:
+                rec.bad_evals += 1
+                if p.patience and rec.bad_evals >= p.patience and rec.status == RUNNING:
+                    rec.status, rec.stopped_epoch = STOPPED, epoch
+        return improved
+
+    def plateau_feed(self, plateau: np.ndarray) -> np.ndarray:
+        """Which replicas' reduce-on-plateau states take this evaluation.
+
+        Those on a ``plateau`` schedule that are still running (frozen ones have no new value).
+        """
+        return np.asarray(plateau, bool) & self.alive
+
+    def epoch_done(self, epoch: int, seconds: float) -> None:
+        """Closes ``epoch`` (1-based): replicas running after the last epoch are finished."""
+        self.epoch = epoch
+        self.wall_time_s += seconds
+        if epoch == self.policy.epochs:
+            for rec in self.replicas:
+                if rec.status == RUNNING:
+                    rec.status = FINISHED
+
+    def leader(self) -> tuple[int, float]:
+        """The replica with the best score so far and its validation Dice (for progress)."""
+        scores = [r.best_score if math.isfinite(r.best_score) else -math.inf
+                  for r in self.replicas]
+        r = int(np.argmax(scores))
+        return r, (self.replicas[r].best_metrics or {}).get("dice", math.nan)
+
+    def replica_summaries(self, overrides: list[dict], table: dict) -> list[dict]:
+        """The per-replica part of ``summary.json``."""
+        return [{"replica": r, "overrides": overrides[r] if r < len(overrides) else {},
+                 "hyperparameters": {k: v[r] for k, v in table.items()},
+                 "status": rec.status, "best_epoch": rec.best_epoch,
+                 "stopped_epoch": rec.stopped_epoch, "best": rec.best_metrics,
+                 "last": rec.last_metrics} for r, rec in enumerate(self.replicas)]
+
+    def to_json(self) -> dict:
+        """The checkpoint's record: ``{"epoch", "wall_time_s", field: [per replica]}``."""
+        out = {"epoch": self.epoch, "wall_time_s": self.wall_time_s}
+        for name in _FIELDS:
+            out[name] = [getattr(rec, name) for rec in self.replicas]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict, policy: Policy | None = None) -> "Tracker":
+        """Reads :meth:`to_json`'s record (also an old checkpoint's, migrating its names).
+
+        Args:
+          data: the record.
+          policy: the rules, to go on training (None: only to read).
+
+        Returns:
+          The tracker.
+        """
+        n = len(data["status"])
+        kwargs = [{} for _ in range(n)]  # fields an old record lacks keep their start value
+        for name in _FIELDS:
+            values = data.get(name, data.get(_RENAMED.get(name, name)))
+            for r, v in enumerate(values if values is not None else []):
+                kwargs[r][name] = _START[name] if v is None and name in _START else v
+        records = [ReplicaRecord(**kw) for kw in kwargs]
+        return cls(records, int(data["epoch"]), float(data.get("wall_time_s", 0.0)), policy)
+
+    @classmethod
+    def from_summary(cls, summary: dict) -> "Tracker":
+        """The (read-only) tracker of a finished cohort, from its ``summary.json``."""
+        records = [ReplicaRecord(status=r["status"], best_epoch=r["best_epoch"],
+                                 best_metrics=r["best"], last_metrics=r.get("last"),
+                                 stopped_epoch=r.get("stopped_epoch"))
+                   for r in summary["replicas"]]
+        return cls(records, int(summary["epochs"]), float(summary.get("wall_time_s", 0.0)))

@@ -1,0 +1,87 @@
+"""Every check of a config before anything is loaded or compiled, in one place.
+
+:func:`validate` is called once per cohort by the planner (so ``--dry_run`` and a sweep
+refuse a bad grid point before the first cohort trains) and by
+:func:`jaxseg.train.train_and_evaluate`. It checks the static choices (names of
+optimizers, schedules, losses, model options, strategies, metrics) and every replica's
+numeric values; each domain module keeps the rule for its own fields (``optim.validate``,
+``losses.validate``, ``models.validate``), and this module is the list of them.
+:func:`check_data` holds the checks that need the loaded data (the pixel spacing's fit).
+Every failure is a :class:`~jaxseg.errors.JaxsegError` naming the field and its value.
+"""
+
+import ml_collections
+import numpy as np
+
+from jaxseg import hparams, losses, metrics, models, optim
+from jaxseg.data import datasets, preprocess
+from jaxseg.engine import replicas, steps, tracker
+from jaxseg.errors import JaxsegError, check_choice
+
+
+def _choice(field: str, value, choices) -> None:
+    if value not in choices:
+        raise JaxsegError(f"{field}={value!r}: choose from {list(choices)}")
+
+
+def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = None) -> None:
+    """Checks a cohort's config and its replicas' overrides.
+
+    Args:
+      config: the cohort's static config.
+      overrides: one dict of numeric dotted overrides per replica (None: one replica).
+
+    Raises:
+      JaxsegError: naming the first field that is wrong and why.
+    """
+    t = config.train
+    _choice("eval.select", config.eval.select, tracker.SELECT)
+    _choice("train.early_stopping_monitor", t.early_stopping_monitor, tracker.MONITOR)
+    if int(t.batch_size) < 1 or int(t.epochs) < 1:
+        raise JaxsegError(f"train.batch_size ({t.batch_size}) and train.epochs ({t.epochs}) "
+                          "must be >= 1")
+    replicas.resolve_strategy(t.strategy)
+    replicas.resolve_loop(t.loop)
+    replicas.compiler_options(t.xla_options)
+    models.validate(config.model, int(config.data.num_classes))
+    check_choice("data.scaling", config.data.scaling, preprocess.SCALINGS)
+    # Static choices read only once the data are loaded: refused before that.
+    _choice("loss.ecn_counts", config.loss.ecn_counts, losses.ECN_COUNTS)
+    _choice("eval.bf_convention", config.eval.bf_convention, metrics.BF_CONVENTIONS)
+    metrics.hd95_spacing(config.data.spacing, None)  # its fit to the data: check_data
+
+    replica_cfgs = hparams.replica_configs(config, overrides or [{}])
+    for c in replica_cfgs:
+        optim.validate_schedule(c.optim)
+    folds = int(config.data.folds)
+    if folds:
+        fold = np.array([int(c.data.fold) for c in replica_cfgs])
+        if np.any((fold < 0) | (fold >= folds)):
+            raise JaxsegError(f"data.fold={fold.tolist()} must be in 0..data.folds-1 "
+                              f"(data.folds={folds})")
+    table = hparams.table(replica_cfgs)
+    optim.validate(config.optim, {k: table[f"optim.{k}"]
+                                  for k in ("learning_rate", "weight_decay", "momentum", "l1")})
+    losses.validate({k[len("loss.weights."):]: v for k, v in table.items()
+                     if k.startswith("loss.weights.")},
+                    {k[len("loss.params."):]: v for k, v in table.items()
+                     if k.startswith("loss.params.")},
+                    int(config.data.num_classes), config.model.head)
+    for stage in steps.STAGES:
+        v = table[f"model.dropout.{stage}"]
+        if np.any((v < 0) | (v >= 1)):
+            raise JaxsegError(f"model.dropout.{stage}={v.tolist()} must be in [0, 1)")
+    f = table["data.fraction"]
+    if np.any((f <= 0) | (f > 1)):
+        raise JaxsegError(f"data.fraction={f.tolist()} must be in (0, 1]")
+
+
+def check_data(config: ml_collections.ConfigDict, data: datasets.SegData) -> None:
+    """The checks that need the loaded data: ``data.spacing`` against 2-D images or volumes.
+
+    Raises:
+      JaxsegError: naming the field and what the data need.
+    """
+    if config.eval.hd95:
+        val = data.pool if int(config.data.folds) else data.val
+        metrics.hd95_spacing(config.data.spacing, val.volume is not None)

@@ -1,0 +1,126 @@
+"""The replica tracker's rules on hand-made metric sequences, each expected value worked out by
+hand: early stopping (patience, start epoch, monitor), the best epoch (eval.select), divergence,
+the plateau feed, the end of training, the checkpoint record and its migration."""
+
+import math
+
+import numpy as np
+
+from jaxseg.engine.tracker import Policy, Tracker
+
+
+def row(loss, dice=0.5, dice_image=None):
+    return {"loss": loss, "dice": dice, "dice_image": dice if dice_image is None else dice_image}
+
+
+def run(policy, rows_per_epoch):
+    """Feeds one evaluation per epoch; returns the tracker and each epoch's improved flags."""
+    t = Tracker.start(policy, len(rows_per_epoch[0]))
+    flags = []
+    for epoch, rows in enumerate(rows_per_epoch, 1):
+        shown = [r if a else None for r, a in zip(rows, t.alive, strict=True)]
+        flags.append(t.evaluated(shown, epoch).tolist())
+        t.epoch_done(epoch, 1.0)
+    return t, flags
+
+
+def test_early_stopping_counts_evaluations_without_a_lower_loss():
+    # Losses 1.0, 0.8, 0.9, 0.85, 0.7, 0.9, 0.95: new lows at 1, 2, 5; patience 2 counts the
+    # evaluations after a low: epochs 3, 4 -> stopped at 4 (the low of epoch 5 never comes).
+    losses = [1.0, 0.8, 0.9, 0.85, 0.7, 0.9, 0.95]
+    t, _ = run(Policy(epochs=7, patience=2), [[row(v)] for v in losses])
+    assert t.replicas[0].status == "stopped" and t.replicas[0].stopped_epoch == 4
+    assert t.replicas[0].best_monitored == 0.8
+    # Patience 3: bad at 3, 4 then the low of 5 resets; bad at 6, 7: runs to the end.
+    t, _ = run(Policy(epochs=7, patience=3), [[row(v)] for v in losses])
+    assert t.replicas[0].status == "finished" and t.replicas[0].stopped_epoch is None
+    assert t.replicas[0].bad_evals == 2
+    # Patience 0: never stops.
+    t, _ = run(Policy(epochs=7, patience=0), [[row(v)] for v in losses])
+    assert t.replicas[0].status == "finished"
+
+
+def test_early_stopping_start_and_dice_monitor():
+    # A constant loss: no new low after epoch 1. Without a start, patience 2 stops at epoch 3;
+    # counting only after epoch 3, the bad evaluations are 4 and 5: stopped at 5.
+    flat = [[row(1.0)] for _ in range(7)]
+    t, _ = run(Policy(epochs=7, patience=2), flat)
+    assert t.replicas[0].stopped_epoch == 3
+    t, _ = run(Policy(epochs=7, patience=2, start=3), flat)
+    assert t.replicas[0].stopped_epoch == 5
+    # Watching Dice (higher is better) on rows whose loss falls every epoch: Dice 0.5, 0.6,
+    # 0.55, 0.58 -> no new high at 3 and 4: stopped at 4, though the loss kept falling.
+    rows = [[row(1.0 - 0.1 * e, d)] for e, d in enumerate([0.5, 0.6, 0.55, 0.58, 0.7])]
+    t, _ = run(Policy(epochs=5, monitor="dice", patience=2), rows)
+    assert t.replicas[0].stopped_epoch == 4 and t.replicas[0].best_monitored == -0.6
+    t, _ = run(Policy(epochs=5, monitor="loss", patience=2), rows)
+    assert t.replicas[0].status == "finished"
+
+
+def test_best_epoch_follows_the_selected_metric():
+    # Dice 0.5, 0.7, 0.6 with per-image Dice 0.6, 0.5, 0.65 and loss 0.9, 1.0, 0.8.
+    rows = [[row(0.9, 0.5, 0.6)], [row(1.0, 0.7, 0.5)], [row(0.8, 0.6, 0.65)]]
+    for select, epoch, flags in (("dice", 2, [[True], [True], [False]]),
+                                 ("dice_image", 3, [[True], [False], [True]]),
+                                 ("loss", 3, [[True], [False], [True]])):
+        t, improved = run(Policy(epochs=3, select=select), rows)
+        assert t.replicas[0].best_epoch == epoch, select
+        assert t.replicas[0].best_metrics == rows[epoch - 1][0]
+        assert t.replicas[0].last_metrics == rows[2][0]
+        assert improved == flags, select
+
+
+def test_a_diverged_replica_is_frozen_and_its_weights_are_not_kept():
+    policy = Policy(epochs=3, patience=1)
+    t = Tracker.start(policy, 2)
+    t.trained(t.alive, np.array([0.5, 0.6]))
+    t.diverged(np.array([False, True]), 1)
+    # Evaluated after the epoch it diverged in (it was alive when the epoch began): its row
+    # is recorded, its weights are not kept, and it does not become "stopped".
+    improved = t.evaluated([row(1.0), row(float("nan"), 0.0)], 1)
+    assert improved.tolist() == [True, False]
+    assert t.status == ["running", "diverged"] and t.replicas[1].stopped_epoch == 1
+    assert t.alive.tolist() == [True, False]
+    t.epoch_done(1, 2.0)
+    t.trained(t.alive, np.array([0.4, np.nan]))
+    assert t.replicas[0].train_loss == [0.5, 0.4] and t.replicas[1].train_loss == [0.6]
+    assert t.evaluated([row(2.0), None], 2).tolist() == [False, False]
+    assert t.status == ["stopped", "diverged"]  # patience 1: the worse loss of epoch 2
+    assert t.complete and t.replicas[0].stopped_epoch == 2
+
+
+def test_plateau_feed_end_of_training_and_leader():
+    t = Tracker.start(Policy(epochs=2, patience=1), 3)
+    t.evaluated([row(1.0, 0.3), row(1.0, 0.6), row(1.0, 0.5)], 1)
+    t.epoch_done(1, 1.0)
+    t.evaluated([row(0.5, 0.4), row(2.0, 0.1), row(0.5, 0.55)], 2)  # replica 1 stops
+    assert t.plateau_feed(np.array([True, True, False])).tolist() == [True, False, False]
+    assert t.leader() == (1, 0.6)
+    assert not t.complete
+    t.epoch_done(2, 1.0)
+    assert t.status == ["finished", "stopped", "finished"] and t.complete
+    assert t.epoch == 2 and t.wall_time_s == 2.0
+
+
+def test_record_round_trips_and_old_records_migrate():
+    t = Tracker.start(Policy(epochs=4), 2)
+    t.trained(t.alive, np.array([0.5, 0.7]))
+    t.evaluated([row(1.0), None], 1)
+    t.epoch_done(1, 3.0)
+    record = t.to_json()
+    assert record["best_monitored"] == [1.0, math.inf] and record["epoch"] == 1
+    back = Tracker.from_json(record, t.policy)
+    assert back == t
+    # JSON has no infinities (the checkpoint writes None): they read back as start values.
+    nulled = {**record, "best_score": [-1.0, None], "best_monitored": [1.0, None]}
+    assert Tracker.from_json(nulled).replicas[1].best_score == -math.inf
+    # A checkpoint of an older jaxseg names the monitored value best_val_loss.
+    old = {k: v for k, v in nulled.items() if k != "best_monitored"}
+    old["best_val_loss"] = [0.25, None]
+    migrated = Tracker.from_json(old)
+    assert [r.best_monitored for r in migrated.replicas] == [0.25, math.inf]
+    summary = {"epochs": 1, "wall_time_s": 3.0, "replicas": t.replica_summaries(
+        [{"seed": 0}], {"seed": np.array([0, 1])})}
+    read = Tracker.from_summary(summary)
+    assert read.status == t.status and read.replicas[0].best_metrics == row(1.0)
+    assert summary["replicas"][1]["overrides"] == {}
