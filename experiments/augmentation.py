@@ -10,20 +10,9 @@ Every setting but "none" keeps the base config's horizontal and vertical flips.
 Grid: 6 augmentation settings x 2 seeds = 12 runs in 6 cohorts (planner estimate ~43 min on
 2 CPU cores, compile and evaluation not included).
 
-Measured 2026-11-22 on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2), the
-command above as committed: 54 min 42 s wall. Validation mean foreground Dice at each run's
-best epoch, mean +- std over 2 seeds:
-  rot20          0.863 +- 0.013   (HD95 4.9 px)
-  flips          0.855 +- 0.009   (HD95 6.4 px)
-  rot180         0.852 +- 0.004   (HD95 7.1 px)
-  crop64         0.845 +- 0.017   (HD95 10.4 px)
-  rot10+trans10  0.845 +- 0.013   (HD95 5.3 px)
-  none           0.810 +- 0.008   (HD95 8.9 px)
-Augmentation of any kind is worth 0.035-0.053 Dice on 100 training images (every setting beats
-"none" by more than 2 seed stds); among the settings the differences are within seed spread,
-with +-20 degree rotation best on Dice and HD95. The "flips" runs equal the upsampling
-study's transpose runs of the same seeds to the last digit (same config): the sweep is
-reproducible across launches.
+Expected (54 min 42 s, 2 CPU cores, 2026-11-22): none 0.810 ± 0.008; flips 0.855, rot ±20°
+0.863, rot 180° 0.852, crop 64 0.845, rot ±10° + shift 0.845 (2 seeds).
+Notes, tables and figures: docs/studies/augmentation/
 """
 
 from jaxseg import configs

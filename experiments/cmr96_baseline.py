@@ -9,14 +9,9 @@ Grid: 1 replica. U-Net base 16, depth 3, batch norm, CE + Dice, AdamW 1e-3 (weig
 degrees and translation +-6 px (no flips: short-axis cine has a fixed orientation, RV on the
 image's left).
 
-Measured 2026-11-22 on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2):
-  - the command above, from this file as committed: validation mean foreground Dice
-    0.8856 at the best epoch (55) (RV 0.874, MYO 0.838, LV 0.945; IoU 0.798, BF@2px 0.921,
-    HD95 4.7 px); 15 min 29 s wall, measured while the test suite ran on the same 2 cores.
-  - the same recipe given as command-line overrides on the machine alone, before a change
-    that computes the per-epoch learning rate in float64 (last-bit differences from epoch
-    9 on): 0.8885 (best epoch 94), 9 min 08 s wall (about 5 s per epoch: 13 steps + eval).
-A first recipe (batch 16, constant lr, h/v flips, 80 epochs) reached 0.860 in 8 min 34 s.
+Expected (9 min 08 s on 2 idle CPU cores, 2026-11-22): 0.8856 (RV 0.874, MYO 0.838, LV 0.945);
+0.8885 in an earlier run.
+Notes, tables and figures: docs/studies/cmr96_baseline/
 """
 
 import os

@@ -5,24 +5,10 @@ Command:
 
 Grid: 8 L1 lambdas x {no L2, L2 1e-4} = 16 runs in one cohort, one seed each.
 
-Measured 2026-11-22 on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2), the
-command above before sequential cohorts skipped idle replica-steps (so stopped replicas
-still cost their steps): 79 min wall in two launches (62.5 min, interrupted after epoch 40,
-then 16.5 min resumed by the same command; the test suite ran alongside for ~5 min).
-Validation mean foreground Dice at each run's best epoch (one seed; seed spread in the
-other studies ~0.01):
-  L1 lambda   no L2   L2 1e-4
-  0           0.861   0.846
-  1e-10       0.846   0.854
-  1e-8        0.850   0.848
-  1e-6        0.848   0.842
-  1e-5        0.854   0.852
-  1e-4        0.868   0.849
-  1e-3        0.828   0.844
-  1e-2        0.722   0.698
-Reading: L1 up to 1e-3 stays within about one seed spread of no penalty (0.83-0.87); 1e-2
-costs 0.14-0.16 Dice (RV 0.52-0.54) and was still improving at epoch 48-50. 13 of the 16
-runs stopped early (patience 10 evaluations).
+Expected (79 min, 2 CPU cores, 2026-11-22 (before idle replicas were skipped)): L1 up to 1e-3
+within a seed spread of none (0.83-0.87, best 1e-4: 0.868); 1e-2: 0.72 / 0.70 without / with
+L2 1e-4 (1 seed each).
+Notes, tables and figures: docs/studies/l1_regularisation/
 """
 
 from jaxseg import configs

@@ -16,23 +16,9 @@ phantom.
 
 Grid: 6 weight decays x 2 seeds = 12 runs in one cohort.
 
-Measured 2026-11-23 on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2), the
-command above as committed, on the ACDC stand-in (60 train / 20 val images), on the machine
-alone but for a few niced commands: 22 min 57 s wall (the planner's --dry_run estimated
-53.3 min; this machine ran about twice as fast that day as when the planner's throughput was
-measured). 4 of 12 runs stopped early. Validation mean foreground Dice (MYO and blood pool)
-at each run's best epoch, mean +- std over 2 seeds:
-  weight decay  Dice            MYO             blood pool      HD95 (px)
-  1e-2          0.862 +- 0.001  0.792 +- 0.006  0.933 +- 0.007  3.6
-  1e-3          0.849 +- 0.005  0.772 +- 0.006  0.926 +- 0.005  5.1
-  1e-4          0.847 +- 0.002  0.767 +- 0.001  0.927 +- 0.003  5.2
-  1e-5          0.843 +- 0.003  0.764 +- 0.006  0.923 +- 0.001  4.6
-  0             0.839 +- 0.012  0.755 +- 0.016  0.923 +- 0.007  4.6
-  1e-1          0.814 +- 0.033  0.725 +- 0.043  0.903 +- 0.024  9.4
-Coupled L2 of 1e-2 is best by about 0.02 Dice over none (the gain is in the myocardium) and
-1e-1 is too strong (slower training, unstable validation); 1e-5 to 1e-3 sit within the seed
-spread of none. Two seeds only: read the ranking of the middle values as noise. The
-validation curves still fall at epoch 50. Tables and figures: docs/studies/lge_l2/.
+Expected (22 min 57 s, 2 CPU cores, 2026-11-23): coupled L2 1e-2 0.862 ± 0.001, 1e-3..1e-5
+0.843-0.849, none 0.839 ± 0.012, 1e-1 0.814 ± 0.033 (2 seeds).
+Notes, tables and figures: docs/studies/lge_l2/
 """
 
 import os

@@ -10,29 +10,10 @@ Stage 1: 4 optimizers x 5 rates (1e-5...1e-1) = 20 runs, 4 cohorts. Stage 2 read
 results.json and tries best x {1/4, 1/2, 1, 2, 4} per optimizer (the "bisection" step): 20
 runs, 4 cohorts. One seed.
 
-Measured 2026-11-23 on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2), the
-commands above as committed, one after the other: stage 1 23 min 45 s (planner's built-in
-estimate 84.7 min, --dry_run --calibrate just before it 30.6 min; niced tests shared the
-machine for about 8 min of it; 14 of 20 runs stopped early), stage 2 32 min 40 s
-(--calibrate 31.7 min; 8 of 20 stopped early). Validation mean foreground Dice at each run's
-best epoch:
-  stage 1    1e-5   1e-4   1e-3   1e-2   1e-1
-  Adam       0.135  0.197  0.851  0.888  0.811
-  SGD+m 0.9  0.128  0.134  0.383  0.783  0.861
-  RMSProp    0.135  0.248  0.869  0.855  0.551
-  Adagrad    0.128  0.129  0.142  0.711  0.852
-  stage 2    x1/4   x1/2   x1     x2     x4
-  Adam 1e-2  0.888  0.897  0.888  0.871  0.720
-  SGD 1e-1   0.839  0.858  0.861  0.885  0.877
-  RMSProp 1e-3  0.793  0.833  0.869  0.891  0.900
-  Adagrad 1e-1  0.785  0.818  0.852  0.863  0.873
-Best after stage 2: RMSProp 4e-3 0.900, Adam 5e-3 0.897, SGD+momentum 0.2 0.885, Adagrad
-0.4 0.873. The x1 runs of stage 2 repeat stage 1's best runs and gave the same numbers
-(deterministic on this machine). RMSProp's and Adagrad's best sit at the fine grid's upper
-edge (x4): their optimum may lie higher (stage 1's RMSProp 1e-2 gave 0.855, one seed). The
-1e-5 and 1e-4 runs were stopped at epoch 11 by early stopping on validation loss while their
-Dice was still rising (see train.early_stopping_monitor); they learned nothing useful by then.
-Tables and figures: docs/studies/lr_search1/ and docs/studies/lr_search2/.
+Expected (23 min 45 s + 32 min 40 s, 2 CPU cores, 2026-11-23): stage 1 best: Adam 1e-2 0.888,
+RMSProp 1e-3 0.869, SGD+m 1e-1 0.861, Adagrad 1e-1 0.852; after stage 2: RMSProp 4e-3 0.900,
+Adam 5e-3 0.897, SGD+m 0.2 0.885, Adagrad 0.4 0.873 (1 seed).
+Notes, tables and figures: docs/studies/lr_search1/
 """
 
 import json

@@ -11,27 +11,11 @@ per-epoch factor set by the host, so it may differ per replica). Every run train
 epochs (no early stopping). To split it over two sessions sharing the workdir: --cohorts=c000,
 then --cohorts=c001,c002.
 
-Measured 2026-11-23 on 2 CPU cores (this project's dev machine, XLA CPU, jax 0.10.2), the
-command above as committed, nothing else running: 153 min 43 s (about 51 min per cohort);
---dry_run --calibrate just before said 147 min (0.44 s/step), the built-in throughput 226 min.
-Validation mean foreground Dice at each run's best epoch (eval.select = dice), 1 seed:
-
-  schedule               Adam 1e-3   SGD+m 1e-2   RMSProp 1e-3
-  none                   0.858       0.804        0.881
-  step x0.1 at 100       0.858       0.798        0.881
-  exponential 0.97       0.819       0.737        0.850
-  exponential 0.99       0.849       0.772        0.856
-  plateau                0.852       0.773        0.868
-  50, then x0.8 per 10   0.858       0.795        0.877
-
-No schedule beat a constant rate for any optimizer. Adam's and RMSProp's step runs equal
-their constant runs to the last digit: their best epochs (100 and 59) come before the decay
-acts. The 50-epoch hold's runs peaked at epoch 45 (Adam: before any cut) and 59 (RMSProp,
-below its constant run's 0.881 at the same epoch). Exponential 0.97 (the rate /20 by epoch
-100) is the worst for every optimizer; plateau cut the rate to its floor (1e-3 of the base).
-SGD+m at 1e-2 trails at every schedule: lr_search found its best rate at 1e-1 (0.861 in 50
-epochs). One seed: differences under about 0.02 are within the seed spread seen elsewhere.
-Tables and figures: docs/studies/schedulers/.
+Expected (153 min 43 s, 2 CPU cores, 2026-11-23): none / step (equal: best epoch before the
+decay) / exp 0.97 / exp 0.99 / plateau / 50+x0.8: Adam 1e-3 0.858 / 0.858 / 0.819 / 0.849 /
+0.852 / 0.858; RMSProp 1e-3 0.881 / 0.881 / 0.850 / 0.856 / 0.868 / 0.877; SGD+m 1e-2 0.804 /
+0.798 / 0.737 / 0.772 / 0.773 / 0.795: no schedule beat a constant rate (1 seed).
+Notes, tables and figures: docs/studies/schedulers/
 """
 
 from jaxseg import configs
