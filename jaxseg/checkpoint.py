@@ -8,6 +8,11 @@ One checkpoint step per saved epoch holds three items:
 * ``host``: JSON with the epoch, each replica's status, best epoch and score,
   early-stopping counters and the train-loss sums of the epochs done.
 
+A step that cannot be read (a file truncated or deleted after it was written, a full disk)
+is reported in one line and the newest intact step is used instead (two are kept); the
+trainer moves the damaged step aside into ``damaged_checkpoints/`` beside the checkpoints
+(nothing is deleted), so that the epoch can be checkpointed again.
+
 Random keys are not stored: every key is derived from the replica's seed, the
 epoch and the step, so a resumed run draws exactly what an uninterrupted one
 would. Saves are synchronous and orbax writes each step to a temporary folder
@@ -15,9 +20,21 @@ that it renames when complete, so a kill -9 mid-save leaves the previous step.
 """
 
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+
+from jaxseg.errors import JaxsegError
+
+DAMAGED = "damaged_checkpoints"
+
+
+def _why(e: BaseException) -> str:
+    """The first line of an exception, for a one-line report."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 class CohortCheckpoints:
@@ -45,11 +62,22 @@ class CohortCheckpoints:
         return list(self.manager.all_steps())
 
     def save(self, step: int, state, best, host: dict) -> None:
-        """Writes one step (synchronously)."""
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), best=ocp.args.StandardSave(best),
-            host=ocp.args.JsonSave(host)), force=True)
-        self.manager.wait_until_finished()
+        """Writes one step (synchronously).
+
+        Raises:
+          JaxsegError: when the step cannot be written (a full disk, a read-only folder),
+            naming the folder; the previous steps are left as they were.
+        """
+        try:
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), best=ocp.args.StandardSave(best),
+                host=ocp.args.JsonSave(host)), force=True)
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise their own types
+            raise JaxsegError(
+                f"cannot write checkpoint step {step} in {self.directory} ({_why(e)}); make "
+                "room or fix the folder's permissions, then run the same command again: it "
+                "resumes from the last checkpoint written") from e
 
     def restore(self, step: int, state_like, best_like):
         """Reads one step into the structures of ``state_like`` and ``best_like``.
@@ -68,6 +96,47 @@ class CohortCheckpoints:
             best=ocp.args.StandardRestore(abstract(best_like)),
             host=ocp.args.JsonRestore()))
         return out["state"], out["best"], out["host"]
+
+    def restore_newest(self, read, set_aside: bool = False):
+        """``read(step)`` of the newest step that can be read, falling back over damaged ones.
+
+        Args:
+          read: a function of a step, e.g. ``lambda s: ck.restore(s, state, best)``.
+          set_aside: move each damaged step into ``damaged_checkpoints/`` (the trainer does,
+            so that it can write that step again); readers leave the folder as it is.
+
+        Returns:
+          ``(step, read(step))``, or ``(None, None)`` when there is no step at all.
+
+        Raises:
+          JaxsegError: when every step is damaged (naming them and why).
+        """
+        failures, damaged = [], []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                out = read(step)
+            except Exception as e:  # noqa: BLE001 - any damage: report it, try the previous
+                failures.append(f"step {step}: {_why(e)}")
+                damaged.append(os.path.join(self.directory, str(step)))
+                logging.warning("checkpoint %s cannot be read (%s); trying the previous step",
+                                damaged[-1], _why(e))
+                continue
+            # Set aside only once an older step has been read: a failure of every step is
+            # more likely a mismatch of this jaxseg with the checkpoints than damage.
+            if set_aside and damaged:
+                aside = os.path.join(os.path.dirname(self.directory), DAMAGED)
+                os.makedirs(aside, exist_ok=True)
+                for where in damaged:
+                    dest = os.path.join(aside, os.path.basename(where))
+                    while os.path.exists(dest):  # damaged before: keep both
+                        dest += "+"
+                    shutil.move(where, dest)
+                self.manager.reload()
+            return step, out
+        if failures:
+            raise JaxsegError(f"no checkpoint in {self.directory} can be read ("
+                              + "; ".join(failures) + "); move the folder away to start over")
+        return None, None
 
     def restore_raw(self, step: int):
         """Reads one step without a target structure (NumPy trees; for inspection/export).

@@ -147,6 +147,9 @@ def default() -> ml_collections.ConfigDict:
     # A barely trained U-Net's validation loss can rise while its Dice climbs (lr_search's
     # 1e-5 runs were stopped at epoch 11 with Dice still at its best): monitor Dice then.
     t.early_stopping_monitor = "loss"  # loss | dice: what the patience waits to improve
+    # A replica whose mean training loss of an epoch exceeds this times the sum of its loss
+    # weights is diverged (frozen), as a non-finite one is (0: only non-finite losses).
+    t.divergence_loss = 100.0
     t.checkpoint_every = 1  # epochs between checkpoints
     t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
     t.xla_options = "tuned"  # tuned (XLA options measured fastest per backend) | default (XLA's)
@@ -191,15 +194,30 @@ def field_help() -> str:
 
 # Fields that say where and how a run executes, not what it computes: a workdir may be
 # resumed with other values (a sweep checkpointed on N devices resumes on M; the XLA
-# options change kernels, so sums round differently, not the experiment).
-EXECUTION_FIELDS = (("train", "devices"), ("train", "xla_options"))
+# options change kernels, so sums round differently, not the experiment; the prepared-data
+# cache may move).
+EXECUTION_FIELDS = (("train", "devices"), ("train", "xla_options"), ("data", "tfds_dir"))
 
 
-def identity(config: ml_collections.ConfigDict) -> dict:
-    """The config as JSON without :data:`EXECUTION_FIELDS`: what a workdir's guard compares."""
-    out = json.loads(config.to_json_best_effort())
+def identity(config: ml_collections.ConfigDict | dict) -> dict:
+    """What a workdir's guard compares: the config as JSON without its execution fields.
+
+    :data:`EXECUTION_FIELDS` are left out and ``data.source_dir`` is made an absolute path
+    (however it was spelt).
+
+    Args:
+      config: a config, or one as a workdir recorded it (JSON).
+
+    Returns:
+      The identity (JSON).
+    """
+    out = json.loads(config.to_json_best_effort() if isinstance(config, ml_collections.ConfigDict)
+                     else json.dumps(config))
     for section, field in EXECUTION_FIELDS:
         out.get(section, {}).pop(field, None)
+    data = out.get("data", {})
+    if data.get("source_dir"):
+        data["source_dir"] = os.path.abspath(os.path.expanduser(data["source_dir"]))
     return out
 
 

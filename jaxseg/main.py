@@ -24,6 +24,7 @@ import ast
 import logging as pylogging
 import os
 import sys
+import threading
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -78,6 +79,8 @@ flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of proce
 flags.DEFINE_integer("num_processes", None, "Multi-host: the number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: this process's index (0 writes the "
                      "workdir's files).")
+flags.DEFINE_bool("traceback", False, "Show the full traceback of an unexpected error "
+                  "instead of one line.")
 flags.DEFINE_string("compilation_cache", os.path.expanduser("~/.cache/jaxseg/xla"),
                     "Persistent XLA compilation cache folder ('' to disable): a re-run "
                     "skips compiling programs it has compiled before.")
@@ -209,18 +212,113 @@ def main(argv):
         {"train": _train, "sweep": _sweep, "bench": _bench, "inspect": _inspect,
          "predict": _predict, "report": _report}[argv[1]](argv[2:])
     except JaxsegError as e:
-        print(f"jaxseg: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(e))
+    except OSError as e:  # a read-only folder, a full disk, a missing permission
+        if flags.FLAGS.traceback:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        _fail(f"{e.strerror or e}{where} (nothing computed before it is lost: fix it and "
+              "run the same command again)")
+    except Exception as e:  # noqa: BLE001 - one line, unless asked for the traceback
+        if flags.FLAGS.traceback:
+            raise
+        _fail(f"unexpected {type(e).__name__}: {' '.join(str(e).split())[:500]} (run again "
+              "with --traceback for the details; if it looks like a bug in jaxseg, report it)",
+              status=1)
+
+
+def _fail(message: str, status: int = 2):
+    print(f"jaxseg: error: {message}", file=sys.stderr)
+    # A run cut short by an error (a full disk mid-checkpoint) leaves library threads (orbax's
+    # event loop, tensorstore) that print tracebacks while the interpreter shuts down, after
+    # this line. Nothing is left to write (jaxseg's files are written synchronously and
+    # atomically; the lock was released on the way out), so exit without that shutdown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _check_experiment(argv: list[str]) -> None:
+    """Loads the ``--config`` experiment file before absl does, to report its faults in one line.
+
+    ml_collections loads the file while parsing flags and reports a syntax error, or a
+    ``:ARG`` its ``get_config`` does not take, as a traceback inside a flags error.
+    """
+    value = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+    if value is None and "--config" in argv[:-1]:
+        value = argv[argv.index("--config") + 1]
+    if value is None:
+        return
+    from jaxseg.sweep import expand
+
+    path, sep, arg = value.partition(":")
+    try:
+        module, arg = expand.load_experiment(value)
+    except JaxsegError as e:
+        _fail(str(e))
+    except SyntaxError as e:
+        _fail(f"experiment file {e.filename}, line {e.lineno}: {e.msg}")
+    except Exception as e:  # noqa: BLE001 - any import-time fault of the user's file
+        _fail(f"experiment file {path} failed to load: {type(e).__name__}: {e}")
+    takes = expand.arguments(module.get_config)
+    if sep and not takes:
+        _fail(f"{path}: get_config() takes no argument; drop ':{arg}' from --config")
+    try:
+        module.get_config(*([arg] if takes and sep else []))
+    except JaxsegError as e:
+        _fail(f"{path}: {e}")
+
+
+def _config_key_hint(msg: str, argv: list[str]) -> str:
+    """Why an override names no field, when the cause is known (loss terms are a dict)."""
+    for a in argv:
+        if a.startswith("--config.loss.weights.") or a.startswith("--config.loss.params."):
+            key = a[len("--config."):].split("=", 1)[0]
+            if key.rsplit(".", 1)[-1] in msg:
+                section = key.rsplit(".", 1)[0]
+                return (f" ({section} holds only the terms the experiment sets; to add one, "
+                        f"give the whole dict: '--config.{section}={{\"ce\": 1.0, "
+                        f"\"{key.rsplit('.', 1)[-1]}\": 1.0}}')")
+    return ""
 
 
 class _OwnInfoOnly:
-    """Shows jaxseg's INFO lines and everyone's warnings; hides library INFO chatter (orbax)."""
+    """Shows jaxseg's INFO lines and everyone's warnings; hides library INFO chatter (orbax).
+
+    A library's error record keeps its first line only, without its traceback (orbax's
+    threads log one per failed write when the disk fills), unless ``--traceback``.
+    """
 
     def filter(self, record):
         package = os.path.dirname(os.path.abspath(__file__))
         if record.getMessage().startswith("Using custom data configuration"):
             return False  # TFDS says this for every jaxseg dataset (their options are configs)
-        return record.levelno >= pylogging.WARNING or record.pathname.startswith(package)
+        ours = record.pathname.startswith(package)
+        if not ours and record.levelno >= pylogging.ERROR and not _traceback_wanted():
+            first = (record.getMessage().strip().splitlines() or [""])[0]
+            record.msg, record.args = first[:300], None
+            record.exc_info = record.exc_text = record.stack_info = None
+        return record.levelno >= pylogging.WARNING or ours
+
+
+def _traceback_wanted() -> bool:
+    return flags.FLAGS.is_parsed() and flags.FLAGS.traceback
+
+
+def _one_line_hook(default):
+    """A ``sys.unraisablehook`` / ``threading.excepthook`` printing one line per exception.
+
+    Libraries' background threads raise these when a write fails; ``--traceback`` keeps the
+    default hook's full output.
+    """
+    def hook(info):
+        if _traceback_wanted():
+            return default(info)
+        exc = getattr(info, "exc_value", None)
+        text = " ".join(str(exc).split())[:200]
+        print(f"jaxseg: warning: a library thread ended with {type(exc).__name__}: {text}",
+              file=sys.stderr)
+    return hook
 
 
 def run():
@@ -228,19 +326,22 @@ def run():
     logging.set_verbosity(logging.INFO)
     # On the handler, so library loggers that propagate to the root (jax, orbax) are filtered too.
     logging.get_absl_handler().addFilter(_OwnInfoOnly())
+    sys.unraisablehook = _one_line_hook(sys.__unraisablehook__)
+    threading.excepthook = _one_line_hook(threading.__excepthook__)
     started = []  # set once absl has parsed the flags and calls main
 
     def start(argv):
         started.append(True)
         main(argv)
 
+    _check_experiment(sys.argv[1:])
     try:
         app.run(start)
-    except AttributeError as e:
+    except (AttributeError, KeyError) as e:
         if started:
             raise
-        # ml_collections raises AttributeError while parsing an override of a field that
-        # the config does not have (absl has not reached main yet): say so in one line.
+        # ml_collections raises AttributeError (a field) or KeyError (a section) while
+        # parsing an override the config does not have (absl has not reached main yet).
         msg = str(e)
         try:  # the message arrives as the repr of a repr
             while msg[:1] in "'\"" and msg[:1]:
@@ -248,8 +349,9 @@ def run():
         except (ValueError, SyntaxError):
             pass
         msg = " ".join(msg.split())
-        print(f"jaxseg: error: bad --config override: no config field {msg}", file=sys.stderr)
-        sys.exit(2)
+        what = "field" if isinstance(e, AttributeError) else "section"
+        _fail(f"bad --config override: no config {what} {msg}"
+              + _config_key_hint(msg, sys.argv[1:]))
 
 
 if __name__ == "__main__":

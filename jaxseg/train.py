@@ -56,7 +56,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     os.makedirs(workdir, exist_ok=True)
     identity = {"config": configs.identity(config), "overrides": [dict(o) for o in overrides]}
     workdir_lib.guard(workdir, workdir_lib.RUN, identity, "run", write=False)
-    workdir_lib.write_lock(workdir)
+    workdir_lib.acquire_lock(workdir)
 
     data = datasets.load(config.data)
     validation.check_data(config, data)
@@ -84,10 +84,13 @@ def _train_and_evaluate(config, workdir, overrides, label):
     policy = Policy.from_config(config)
     track = Tracker.start(policy, R)
     ckpt = checkpoint.CohortCheckpoints(os.path.join(workdir, workdir_lib.CHECKPOINTS))
-    if ckpt.latest_step() is not None:
-        # Checkpoints hold the R real replicas, whatever the device count that wrote them.
-        state, best, record = ckpt.restore(ckpt.latest_step(), cohort.real(state),
-                                           cohort.real(best))
+    # Checkpoints hold the R real replicas, whatever the device count that wrote them; a
+    # damaged newest step is set aside and the one before it used.
+    step, restored = ckpt.restore_newest(
+        lambda s: ckpt.restore(s, cohort.real(state), cohort.real(best)),
+        set_aside=outputs.is_writer())
+    if step is not None:
+        state, best, record = restored
         state, best = (devices.place(devices.pad(devices.to_host(t), cohort.padded), mesh)
                        for t in (state, best))
         track = Tracker.from_json(record, policy)
@@ -96,6 +99,10 @@ def _train_and_evaluate(config, workdir, overrides, label):
     tb = outputs.TensorBoard(os.path.join(workdir, workdir_lib.TENSORBOARD), R)
     progress = outputs.Progress(E, R, label)
     every = max(int(config.eval.every), 1)
+    # The training loss above which a replica has diverged: healthy runs of the loss study
+    # never exceeded 1.3 per unit of loss weight (docs/design.md §7).
+    weights = sum(table[k] for k in table if k.startswith("loss.weights."))
+    bound = float(config.train.divergence_loss) * np.maximum(weights, 1.0)
     # Reduce-on-plateau is fed only in the replicas whose schedule is "plateau".
     plateau = np.array([c.optim.schedule == "plateau" for c in built.configs])
 
@@ -119,7 +126,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
         train_loss = np.where(acc["count"] > 0, acc["loss"] / np.maximum(acc["count"], 1),
                               np.nan)
         track.diverged(acc["bad"], epoch)
-        track.trained(alive, train_loss)
+        track.trained(alive, train_loss, epoch, bound)
         records = []
         if epoch % every == 0 or epoch == E:
             rows = evaluate(cohort, state, hp, built.val, int(config.eval.batch_size), config,
@@ -144,8 +151,10 @@ def _train_and_evaluate(config, workdir, overrides, label):
         if epoch % max(int(config.train.checkpoint_every), 1) == 0 or epoch == E:
             save()
         leader, leader_dice = track.leader()
-        alive_now = sum(s in ("running", "finished") for s in track.status)
-        mean_loss = float(np.nanmean(train_loss)) if np.isfinite(train_loss).any() else np.nan
+        healthy = np.array([s in ("running", "finished") for s in track.status])
+        shown = np.where(healthy, train_loss, np.nan)  # a diverged loss would swamp the mean
+        mean_loss = float(np.nanmean(shown)) if np.isfinite(shown).any() else np.nan
+        alive_now = int(healthy.sum())
         progress.epoch_done(epoch, time.time() - t0, alive_now, leader_dice, leader, mean_loss)
 
     if ckpt.latest_step() != track.epoch:  # every replica stopped before the last epoch

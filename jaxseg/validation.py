@@ -40,6 +40,9 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
     if int(t.batch_size) < 1 or int(t.epochs) < 1:
         raise JaxsegError(f"train.batch_size ({t.batch_size}) and train.epochs ({t.epochs}) "
                           "must be >= 1")
+    if not float(t.divergence_loss) >= 0:
+        raise JaxsegError(f"train.divergence_loss={t.divergence_loss} must be >= 0 (0: only "
+                          "non-finite losses count as divergence)")
     replicas.resolve_strategy(t.strategy)
     replicas.resolve_loop(t.loop)
     replicas.compiler_options(t.xla_options)

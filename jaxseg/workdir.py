@@ -28,13 +28,16 @@ Replica ids: in a sweep, the run number of ``results.csv`` (``7``) or ``cohort/r
 """
 
 import dataclasses
+import fcntl
 import json
 import os
 import socket
+import time
 
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from jaxseg import checkpoint, configs, hparams, outputs
 from jaxseg.engine import tracker as tracker_lib
@@ -95,13 +98,17 @@ def guard(directory: str, record: str, identity: dict, kind: str, write: bool = 
         if write:
             outputs.write_json(path, identity)
         return
+    # An older jaxseg recorded execution fields and paths as given: compare what they mean.
+    old = {**old, "config": configs.identity(old.get("config", {}))}
     identity = {**identity, "config": configs.without_added_defaults(
-        old.get("config", {}), identity["config"])}
+        old["config"], configs.identity(identity["config"]))}
     if old == identity:
         return
     a, b = _flat(old), _flat(identity)
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
+    shown = "; ".join(f"{k}: {a.get(k, '(none)')!r} recorded, {b.get(k, '(none)')!r} now"
+                      for k in diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4
+                                            else "")
     raise JaxsegError(f"workdir {directory} holds a different {kind} (differs in {shown}); "
                       "results would mix. Use a new --workdir, or delete the old one to "
                       "start over")
@@ -113,41 +120,100 @@ def completed(cohort_dir: str) -> dict | None:
     return summary if summary and summary.get("complete") else None
 
 
-def write_lock(cohort_dir: str) -> None:
-    """Marks a cohort as being trained by this process (removed when it ends); process 0."""
-    outputs.write_json(os.path.join(cohort_dir, LOCK),
-                       {"pid": os.getpid(), "host": socket.gethostname()})
+def acquire_lock(cohort_dir: str) -> None:
+    """Takes the cohort's lock for this process, or refuses naming the process that holds it.
+
+    The lock is ``lock.json`` created with ``O_CREAT | O_EXCL``, which only one process can
+    do, on a local or a shared (NFS) folder alike; it names the holder's host, pid and start
+    time. A lock whose process no longer runs on this host (killed, crashed) is taken over
+    with a warning; one held from another host is respected (this host cannot tell whether
+    that process lives). Each cohort has its own lock, so ``--cohorts`` can split one grid
+    between machines over a shared folder. On several hosts process 0 holds it.
+
+    Raises:
+      JaxsegError: when a live process holds the lock.
+    """
+    if not outputs.is_writer():
+        return
+    path = os.path.join(cohort_dir, LOCK)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    # One local process at a time checks and takes the lock (a dead holder's lock is then
+    # replaced by exactly one of them); O_EXCL is what excludes other hosts.
+    with open(path + ".guard", "a") as guard_file:
+        fcntl.flock(guard_file, fcntl.LOCK_EX)
+        try:
+            for _ in range(2):
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    holder = _read_lock(path)
+                    if _alive(holder):
+                        raise JaxsegError(
+                            f"cohort {cohort_dir} is being trained by process "
+                            f"{holder.get('pid')} on {holder.get('host')} since "
+                            f"{holder.get('since', '?')}; wait for it to end, or train other "
+                            "cohorts (--cohorts). If that process is gone (its machine "
+                            f"crashed), delete {path}") from None
+                    logging.warning("taking over %s: its process %s on %s is no longer "
+                                    "running", path, (holder or {}).get("pid"),
+                                    (holder or {}).get("host"))
+                    os.remove(path)
+                    continue
+                with os.fdopen(fd, "w") as f:
+                    json.dump(me, f)
+                return
+        finally:
+            fcntl.flock(guard_file, fcntl.LOCK_UN)
 
 
 def remove_lock(cohort_dir: str) -> None:
-    """Removes this process's mark of :func:`write_lock` (another process's is left alone)."""
+    """Releases this process's lock of :func:`acquire_lock` (another process's is left alone)."""
     path = os.path.join(cohort_dir, LOCK)
-    lock = _read_json(path)
+    lock = _read_lock(path)
     if lock and lock.get("pid") == os.getpid() and lock.get("host") == socket.gethostname():
         os.remove(path)
 
 
-def _trainer_alive(cohort_dir: str) -> bool:
-    """Whether the process that holds the cohort's lock still runs (on this host)."""
-    lock = _read_json(os.path.join(cohort_dir, LOCK))
-    if not lock:
-        return False
-    if lock.get("host") != socket.gethostname():
-        return True  # another machine's process: assume it is alive
+def _read_lock(path: str) -> dict | None:
+    """A lock file's holder (None if there is none, or it is unreadable: torn by a crash)."""
     try:
-        os.kill(int(lock["pid"]), 0)
-    except (ProcessLookupError, ValueError):
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(holder: dict | None) -> bool:
+    """Whether a lock's holder still runs (a process of another host is assumed to)."""
+    if not holder:
+        return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except (ProcessLookupError, ValueError, KeyError, TypeError):
         return False
     except PermissionError:
         return True
     return True
 
 
+def _trainer_alive(cohort_dir: str) -> bool:
+    """Whether the process that holds the cohort's lock still runs."""
+    return _alive(_read_lock(os.path.join(cohort_dir, LOCK)))
+
+
 def _read_json(path: str):
+    """A workdir's JSON file (None if absent); a damaged one is named in a JaxsegError."""
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise JaxsegError(f"{path} is damaged ({e}); restore it from a copy, or delete the "
+                          "folder holding it to start that part over") from None
 
 
 @dataclasses.dataclass
@@ -250,7 +316,8 @@ class Workdir:
             track = None
             if steps:
                 with checkpoint.CohortCheckpoints(os.path.join(cdir, CHECKPOINTS)) as ck:
-                    track = tracker_lib.Tracker.from_json(ck.restore_host(steps[-1]))
+                    _, host = ck.restore_newest(ck.restore_host)
+                    track = tracker_lib.Tracker.from_json(host)
         reps = []
         for i, ov in enumerate(meta["overrides"]):
             if track is None:
@@ -324,11 +391,14 @@ def restore_replica(rep: Replica, which: str = "best", step: int | None = None):
     steps = checkpoint.CohortCheckpoints.steps_in(ckdir)
     if not steps:
         raise JaxsegError(f"replica {rep.id} has no checkpoint yet (in {ckdir})")
-    step = steps[-1] if step is None else int(step)
-    if step not in steps:
+    if step is not None and int(step) not in steps:
         raise JaxsegError(f"replica {rep.id} has no checkpoint step {step}; it has {steps}")
     with checkpoint.CohortCheckpoints(ckdir) as ck:
-        state, best, host = ck.restore_raw(step)
+        if step is None:  # the newest intact step
+            step, (state, best, host) = ck.restore_newest(ck.restore_raw)
+        else:
+            step = int(step)
+            state, best, host = ck.restore_raw(step)
     state = jax.tree.map(lambda x: np.asarray(x)[rep.index], state)
     src = jax.tree.map(lambda x: np.asarray(x)[rep.index], best) if which == "best" else state
     variables = {"params": src["params"], "batch_stats": src.get("batch_stats") or {}}

@@ -209,7 +209,7 @@ def test_a_cohort_being_trained_is_listed_as_running(tmp_path):
     cohort.mkdir()
     (cohort / "run.json").write_text(json.dumps(
         {"config": {"train": {"epochs": 3}}, "overrides": [{}, {"seed": 1}]}))
-    workdir.write_lock(str(cohort))
+    workdir.acquire_lock(str(cohort))
     wd = workdir.Workdir(str(cohort))
     assert wd.cohorts[0].state == "running"
     assert [(r.id, r.status) for r in wd.replicas] == [("0", "running"), ("1", "running")]
@@ -220,6 +220,12 @@ def test_a_cohort_being_trained_is_listed_as_running(tmp_path):
     assert workdir.Workdir(str(cohort)).cohorts[0].state == "interrupted"
     workdir.remove_lock(str(cohort))  # not this process's lock any more: left alone
     assert (cohort / "lock.json").exists()
+    # A dead process's lock is taken over; a live one's refuses, naming its holder.
+    workdir.acquire_lock(str(cohort))
+    assert json.loads((cohort / "lock.json").read_text())["pid"] == os.getpid()
+    (cohort / "lock.json").write_text(json.dumps({**lock, "pid": 1, "since": "then"}))
+    with pytest.raises(JaxsegError, match=r"being trained by process 1 on .* since then"):
+        workdir.acquire_lock(str(cohort))
 
 
 def test_configuration_names_use_the_experiments_label():

@@ -73,7 +73,7 @@ def test_best_epoch_follows_the_selected_metric():
 def test_a_diverged_replica_is_frozen_and_its_weights_are_not_kept():
     policy = Policy(epochs=3, patience=1)
     t = Tracker.start(policy, 2)
-    t.trained(t.alive, np.array([0.5, 0.6]))
+    t.trained(t.alive, np.array([0.5, 0.6]), 1)
     t.diverged(np.array([False, True]), 1)
     # Evaluated after the epoch it diverged in (it was alive when the epoch began): its row
     # is recorded, its weights are not kept, and it does not become "stopped".
@@ -82,7 +82,7 @@ def test_a_diverged_replica_is_frozen_and_its_weights_are_not_kept():
     assert t.status == ["running", "diverged"] and t.replicas[1].stopped_epoch == 1
     assert t.alive.tolist() == [True, False]
     t.epoch_done(1, 2.0)
-    t.trained(t.alive, np.array([0.4, np.nan]))
+    t.trained(t.alive, np.array([0.4, np.nan]), 2)
     assert t.replicas[0].train_loss == [0.5, 0.4] and t.replicas[1].train_loss == [0.6]
     assert t.evaluated([row(2.0), None], 2).tolist() == [False, False]
     assert t.status == ["stopped", "diverged"]  # patience 1: the worse loss of epoch 2
@@ -104,7 +104,7 @@ def test_plateau_feed_end_of_training_and_leader():
 
 def test_record_round_trips_and_old_records_migrate():
     t = Tracker.start(Policy(epochs=4), 2)
-    t.trained(t.alive, np.array([0.5, 0.7]))
+    t.trained(t.alive, np.array([0.5, 0.7]), 1)
     t.evaluated([row(1.0), None], 1)
     t.epoch_done(1, 3.0)
     record = t.to_json()
@@ -124,3 +124,14 @@ def test_record_round_trips_and_old_records_migrate():
     read = Tracker.from_summary(summary)
     assert read.status == t.status and read.replicas[0].best_metrics == row(1.0)
     assert summary["replicas"][1]["overrides"] == {}
+
+
+def test_a_loss_above_its_bound_is_divergence():
+    t = Tracker.start(Policy(epochs=3), 3)
+    # Bounds 200, 200 and none (0): replica 1's finite 3e6 diverges; replica 2 has no bound.
+    t.trained(t.alive, np.array([0.9, 3e6, 5e6]), 1, np.array([200.0, 200.0, 0.0]))
+    assert t.status == ["running", "diverged", "running"] and t.replicas[1].stopped_epoch == 1
+    assert t.replicas[1].train_loss == [3e6]  # recorded, then frozen
+    t.trained(t.alive, np.array([250.0, 1.0, 1.0]), 2, np.array([200.0, 200.0, 0.0]))
+    assert t.status == ["diverged", "diverged", "running"]
+    assert t.replicas[1].train_loss == [3e6]  # no longer trained

@@ -316,7 +316,8 @@ def test_changed_config_refuses_old_workdir(tfds_dir, tmp_path):
     train.train_and_evaluate(c, str(tmp_path), [{}])
     c.optim.learning_rate = 0.5
     with pytest.raises(JaxsegError, match=r"holds a different run \(differs in "
-                                          r"config.optim.learning_rate\)"):
+                                          r"config.optim.learning_rate: 0.003 recorded, "
+                                          r"0.5 now\)"):
         train.train_and_evaluate(c, str(tmp_path), [{}])
 
 

@@ -15,11 +15,15 @@ Builders (TFDS names in brackets):
 * ``folder`` [jaxseg_folder]: a user's ``images/`` + ``masks/`` PNGs with a grey-level to
   class mapping; ``train/``, ``val/``, ``test/`` sub-folders become splits.
 
-Each builder config carries its source folder and options; its name includes a
-hash of them so two folders never share a cache.
+Each builder config carries its source folder, a fingerprint of the folder's contents
+(:func:`jaxseg.data.readers.fingerprint`: names, sizes, modification times) and its options;
+its name includes a hash of them, so two folders never share a cache and an edited folder
+is prepared again. Two processes preparing the same set at once take turns (a file lock);
+the second finds it prepared.
 """
 
 import dataclasses
+import fcntl
 import hashlib
 import os
 
@@ -56,6 +60,7 @@ class SegConfig(tfds.core.BuilderConfig):
       num_train: for ``phantom``: training images.
       num_val: for ``phantom``: validation images.
       num_test: for ``phantom``: test images.
+      fingerprint: the source folder's content digest (a new one: a new cache).
     """
 
     source_dir: str = ""
@@ -66,6 +71,7 @@ class SegConfig(tfds.core.BuilderConfig):
     num_train: int = 160
     num_val: int = 40
     num_test: int = 40
+    fingerprint: str = ""
 
 
 def make_config(**options) -> SegConfig:
@@ -257,7 +263,22 @@ def prepare(name: str, tfds_dir: str, **options) -> tfds.core.DatasetBuilder:
         raise JaxsegError(f"dataset {name!r} needs data.source_dir (see README.md, 'Real data')")
     if options.get("source_dir"):
         readers.require_dir(options["source_dir"], name)
-    builder = BUILDERS[name](config=make_config(**options),
-                             data_dir=os.path.expanduser(tfds_dir), file_format="array_record")
-    builder.download_and_prepare()
+        options["fingerprint"] = readers.fingerprint(
+            os.path.abspath(os.path.expanduser(options["source_dir"])))
+    data_dir = os.path.expanduser(tfds_dir)
+    config = make_config(**options)
+    builder = BUILDERS[name](config=config, data_dir=data_dir, file_format="array_record")
+    # TFDS writes into a temporary folder and renames it: two processes preparing one set
+    # would collide on the rename (FileExistsError). The second waits, then finds it done.
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, f".jaxseg_{name}_{config.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            builder.download_and_prepare()
+        except (OSError, RuntimeError) as e:  # array_record reports a full disk as RuntimeError
+            raise JaxsegError(f"cannot prepare data set {name!r} in {data_dir} "
+                              f"({' '.join(str(e).split())[:300]}); make room or fix the "
+                              "folder, then run the same command again") from e
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return builder

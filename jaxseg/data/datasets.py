@@ -190,7 +190,8 @@ def fold_assignment(pool: Split, folds: int, seed: int) -> np.ndarray:
 def _prepare_once(cfg: ml_collections.ConfigDict):
     """Prepares the TFDS dataset (multi-host: process 0 first, then the others).
 
-    Two processes preparing one folder at once would collide.
+    Processes of one host take turns through the builder's file lock; on several hosts
+    process 0 prepares and the others wait for it (a shared folder's locks may not hold).
     """
     import jax
 

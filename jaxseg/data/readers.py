@@ -6,6 +6,7 @@ declared classes) raises :class:`jaxseg.errors.JaxsegError` with the file's path
 """
 
 import glob
+import hashlib
 import os
 import re
 from collections.abc import Sequence
@@ -13,6 +14,30 @@ from collections.abc import Sequence
 import numpy as np
 
 from jaxseg.errors import JaxsegError
+
+
+def fingerprint(folder: str) -> str:
+    """A digest of a folder's contents: every file's relative path, size and modification time.
+
+    Why not hashes of the bytes: reading every file on every launch costs (a few GB for a
+    large set), while any edit, addition or deletion changes a name, size or modification
+    time. What it misses: a file replaced by one of the same size with its old modification
+    time restored (``cp -p``, ``rsync -t`` of an older copy).
+
+    Args:
+      folder: the data folder.
+
+    Returns:
+      A hex digest (16 characters).
+    """
+    entries = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            st = os.stat(path)
+            entries.append(f"{os.path.relpath(path, folder)}\t{st.st_size}\t{st.st_mtime_ns}")
+    return hashlib.sha1("\n".join(entries).encode()).hexdigest()[:16]
 
 
 def require_dir(path: str, what: str) -> str:

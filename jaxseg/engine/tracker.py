@@ -1,7 +1,8 @@
 """The replica tracker: where each replica of a cohort stands, and the rules that move it.
 
 Every per-replica decision of the training loop is made here, on the host, from the
-numbers the device returns: divergence (a non-finite loss or gradient freezes a replica),
+numbers the device returns: divergence (a non-finite loss or gradient, or a training loss
+above ``train.divergence_loss`` times the sum of the loss weights, freezes a replica),
 the best epoch (``eval.select``: the weights kept as "best"), early stopping
 (``train.early_stopping`` evaluations without a better ``train.early_stopping_monitor``,
 counted from epoch ``train.early_stopping_start``), which replicas feed
@@ -136,10 +137,28 @@ class Tracker:
             logging.warning("replica %d diverged (non-finite loss or gradients) in epoch %d; "
                             "frozen at its last finite state", r, epoch)
 
-    def trained(self, alive: np.ndarray, train_loss: np.ndarray) -> None:
-        """Records the epoch's mean training loss of the replicas that trained in it."""
+    def trained(self, alive: np.ndarray, train_loss: np.ndarray, epoch: int,
+                bound: np.ndarray | None = None) -> None:
+        """Records the epoch's mean training loss of the replicas that trained in it.
+
+        A replica whose loss is finite but above its ``bound`` has diverged without becoming
+        NaN (an exploding learning rate) and is frozen like a non-finite one.
+
+        Args:
+          alive: ``(R,)`` the replicas that trained in this epoch.
+          train_loss: ``(R,)`` their mean training loss.
+          epoch: the epoch (1-based).
+          bound: ``(R,)`` the largest plausible loss (None or 0: no bound).
+        """
         for r in np.flatnonzero(alive):
-            self.replicas[r].train_loss.append(float(train_loss[r]))
+            loss = float(train_loss[r])
+            self.replicas[r].train_loss.append(loss)
+            rec = self.replicas[r]
+            if bound is not None and bound[r] > 0 and loss > bound[r] and rec.status == RUNNING:
+                rec.status, rec.stopped_epoch = DIVERGED, epoch
+                logging.warning("replica %d diverged in epoch %d: its training loss %.3g is "
+                                "above train.divergence_loss's bound %.3g; frozen", r, epoch,
+                                loss, bound[r])
 
     def evaluated(self, rows: list[dict | None], epoch: int) -> np.ndarray:
         """Applies the best-epoch and early-stopping rules to one evaluation.

@@ -36,8 +36,13 @@ def load_experiment(config_arg: str):
     return module, (arg if sep else None)
 
 
+def arguments(fn, first: bool = False) -> bool:
+    """Whether an experiment's ``get_config`` (or ``sweep``, after ``add``) takes ``ARG``."""
+    return len(inspect.signature(fn).parameters) > (1 if first else 0)
+
+
 def _call(fn, first, arg):
-    takes_arg = len(inspect.signature(fn).parameters) > (1 if first is not None else 0)
+    takes_arg = arguments(fn, first is not None)
     args = ([first] if first is not None else []) + ([arg] if takes_arg else [])
     return fn(*args)
 
