@@ -199,6 +199,18 @@ def field_help() -> str:
 EXECUTION_FIELDS = (("train", "devices"), ("train", "xla_options"), ("data", "tfds_dir"))
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+    """A nested config dict as ``{"a.b.c": value}`` (what planner and guard compare)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def identity(config: ml_collections.ConfigDict | dict) -> dict:
     """What a workdir's guard compares: the config as JSON without its execution fields.
 

@@ -260,13 +260,16 @@ def _check_experiment(argv: list[str]) -> None:
         _fail(f"experiment file {e.filename}, line {e.lineno}: {e.msg}")
     except Exception as e:  # noqa: BLE001 - any import-time fault of the user's file
         _fail(f"experiment file {path} failed to load: {type(e).__name__}: {e}")
-    takes = expand.arguments(module.get_config)
-    if sep and not takes:
+    if not sep:
+        return  # nothing to check before absl loads it (get_config runs once, there)
+    if not expand.arguments(module.get_config):
         _fail(f"{path}: get_config() takes no argument; drop ':{arg}' from --config")
-    try:
-        module.get_config(*([arg] if takes and sep else []))
+    try:  # an argument the file refuses, in one line
+        module.get_config(arg)
     except JaxsegError as e:
         _fail(f"{path}: {e}")
+    except Exception as e:  # noqa: BLE001 - the user's file, whatever it raises
+        _fail(f"{path}: get_config({arg!r}) failed: {type(e).__name__}: {e}")
 
 
 def _config_key_hint(msg: str, argv: list[str]) -> str:

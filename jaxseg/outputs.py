@@ -49,7 +49,9 @@ def write_json(path: str, value) -> None:
     """Writes ``value`` as JSON atomically (temporary file, then rename); process 0 only."""
     if not is_writer():
         return
-    tmp = path + ".tmp"
+    # A temporary file of this process's own: two launches writing one file at once (two
+    # sweeps started together write the same sweep.json) must not move each other's.
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump(jsonable(value), f, indent=1, sort_keys=True)
     os.replace(tmp, path)

@@ -62,16 +62,6 @@ def cohort_path(sweep_dir: str, name: str) -> str:
     return os.path.join(sweep_dir, COHORTS, name)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def guard(directory: str, record: str, identity: dict, kind: str, write: bool = True) -> None:
     """Refuses a workdir that holds a different run or sweep; records a new one.
 
@@ -104,7 +94,7 @@ def guard(directory: str, record: str, identity: dict, kind: str, write: bool = 
         old["config"], configs.identity(identity["config"]))}
     if old == identity:
         return
-    a, b = _flat(old), _flat(identity)
+    a, b = configs.flatten(old), configs.flatten(identity)
     diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     shown = "; ".join(f"{k}: {a.get(k, '(none)')!r} recorded, {b.get(k, '(none)')!r} now"
                       for k in diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4

@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxseg import hparams, losses, validation
+from jaxseg import configs, hparams, losses, validation
 from jaxseg.data import readers
 from jaxseg.engine import replicas
 from jaxseg.errors import JaxsegError
@@ -61,19 +61,8 @@ class CohortPlan:
                 + self.bytes_activations * min(self.live or len(self.runs), len(self.runs)))
 
 
-def _flatten(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def _signature(config: ml_collections.ConfigDict) -> str:
-    flat = _flatten(json.loads(config.to_json_best_effort()))
+    flat = configs.flatten(json.loads(config.to_json_best_effort()))
     static = {k: v for k, v in flat.items()
               if not k.startswith("loss.weights.") and not hparams.is_replica_field(k, config)}
     return json.dumps(static, sort_keys=True, default=str)
