@@ -150,6 +150,12 @@ def default() -> ml_collections.ConfigDict:
     # A replica whose mean training loss of an epoch exceeds this times the sum of its loss
     # weights is diverged (frozen), as a non-finite one is (0: only non-finite losses).
     t.divergence_loss = 100.0
+    # Successive halving (jaxseg/engine/halving.py): rungs at min_epochs * eta^k; at each
+    # the cohort's configurations (seeds and folds together) outside the top 1/eta stop.
+    t.halving = h = ml_collections.ConfigDict()
+    h.min_epochs = 0  # > 0: the first rung's epoch (0: no halving)
+    h.eta = 3  # reduction factor: max(1, n // eta) of n configurations go on at a rung
+    h.metric = ""  # rank by each replica's best so far: "" (eval.select) | dice | dice_image | loss
     t.checkpoint_every = 1  # epochs between checkpoints
     t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
     t.xla_options = "tuned"  # tuned (XLA options measured fastest per backend) | default (XLA's)
@@ -180,7 +186,7 @@ def field_help() -> str:
     import re
 
     aliases = {"c": "", "d": "data.", "a": "augment.", "m": "model.", "lo": "loss.",
-               "o": "optim.", "t": "train.", "e": "eval.", "sw": "sweep."}
+               "o": "optim.", "t": "train.", "h": "train.halving.", "e": "eval.", "sw": "sweep."}
     lines = []
     for line in inspect.getsource(default).splitlines():
         m = re.match(r"\s+(\w+)\.(\w+) = (.+?)(?:\s+#\s*(.*))?$", line)

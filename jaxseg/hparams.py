@@ -14,6 +14,9 @@ import numpy as np
 from jaxseg import configs, losses, optim
 from jaxseg.errors import JaxsegError
 
+# Override fields that repeat a configuration rather than define it: its seeds and folds.
+REPEAT_AXES = ("seed", "data.fold")
+
 
 def is_replica_field(key: str, config: ml_collections.ConfigDict) -> bool:
     """Whether the dotted ``key`` may take a different value per replica of ``config``."""

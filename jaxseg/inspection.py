@@ -62,11 +62,16 @@ def describe_workdir(wd: workdir_lib.Workdir) -> str:
         best = r.best or {}
         rows.append([r.id] + ([r.cohort] if wd.kind == "sweep" else [])
                     + [_fmt(r.overrides.get(k)) for k in keys]
-                    + [r.status, f"{r.epoch}/{r.epochs}" if r.epochs else "-",
+                    + [_status(r), f"{r.epoch}/{r.epochs}" if r.epochs else "-",
                        str(r.best_epoch or "-")]
                     + [_fmt(best.get(m)) for m in ("dice", "iou", "bf", "hd95", "loss")])
     lines += ["", _table(header, rows)]
     return "\n".join(lines)
+
+
+def _status(r: workdir_lib.Replica) -> str:
+    """``stopped@11``, ``pruned@6``, ``diverged@3``: the status and the epoch it froze in."""
+    return r.status + (f"@{r.stopped_epoch}" if r.stopped_epoch else "")
 
 
 def _layer_norms(params) -> str:
@@ -96,7 +101,7 @@ def describe_replica(wd: workdir_lib.Workdir, rep: workdir_lib.Replica,
     config = workdir_lib.replica_config(rep)
     lines = [f"replica {rep.id} of {wd.path}" + (f" (cohort {rep.cohort}, index {rep.index})"
                                                  if rep.cohort else ""),
-             f"status {rep.status}, epoch {rep.epoch}/{rep.epochs}, best epoch "
+             f"status {_status(rep)}, epoch {rep.epoch}/{rep.epochs}, best epoch "
              f"{rep.best_epoch or '-'}", f"overrides: {json.dumps(rep.overrides)}"]
     if rep.best:
         per = rep.best.get("dice_per_class") or []

@@ -248,6 +248,36 @@ class SegSums(clu_metrics.Metric):
         return out
 
 
+def dice_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
+                  volume: np.ndarray | None = None) -> np.ndarray:
+    """Each case's mean foreground Dice (case: an image, or a volume when ``volume`` is given).
+
+    Per case and class, Dice from the case's TP/FP/FN counts (NaN where the class is in
+    neither mask), then the mean over the foreground classes where it is defined (NaN for a
+    case without foreground in either mask). The paired per-image test of the results
+    tables (:mod:`jaxseg.sweep.compare`) compares configurations on these values.
+
+    Args:
+      pred: ``(N, H, W)`` predicted labels.
+      labels: ``(N, H, W)`` true labels.
+      num_classes: K.
+      volume: ``(N,)`` volume index of each slice, or None.
+
+    Returns:
+      ``(cases,)`` float64.
+    """
+    # Class by class on the host (a one-hot of a whole split would not fit in memory).
+    p = [pred == c for c in range(1, num_classes)]
+    g = [labels == c for c in range(1, num_classes)]
+    tp, fp, fn = (np.stack([np.sum(a & b, (1, 2)) for a, b in zip(x, y, strict=True)], 1)
+                  .astype(np.float64) for x, y in ((p, g), (p, [~b for b in g]),
+                                                   ([~a for a in p], g)))
+    if volume is not None:
+        ids = np.unique(volume)
+        tp, fp, fn = (np.stack([x[volume == v].sum(0) for v in ids]) for x in (tp, fp, fn))
+    return _nanmean(_safe_div(2 * tp, 2 * tp + fp + fn), axis=1)
+
+
 def _nanmean(x, axis=None):
     x = np.asarray(x, np.float64)
     n = np.sum(~np.isnan(x), axis=axis)

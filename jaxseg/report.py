@@ -80,8 +80,7 @@ def _varying(configs_: list[dict]) -> list[str]:
     def value(c, k):
         return json.dumps(c.get(k), default=str)
 
-    keys = [k for k in configs_[0] if k not in ("n", "diverged") and not k.endswith(
-        ("_mean", "_std"))]
+    keys = list(results.hyperparameters(configs_[0]))
     keys = [k for k in keys if len({value(c, k) for c in configs_}) > 1]
     # The label first: it wins ties, and is never left out itself.
     keys = sorted(keys, key=lambda k: k != "label")
@@ -318,15 +317,14 @@ def build(workdir: str, out: str | None = None, panels: int = 4, sort: str | Non
     for r in evaluated:
         values = results.swept_values(r.overrides, swept, workdir_lib.replica_config(r))
         row = results.run_row(r.run if r.run is not None else r.id, r.cohort, values,
-                              r.status, r.best_epoch, r.best, class_names)
+                              r.status, r.best_epoch, r.best, class_names, r.stopped_epoch)
         by_row.setdefault(results.config_key(row), []).append((row, r))
     rows = [row for members in by_row.values() for row, _ in members]
     configs_ = results.configurations(rows, sort)
     varying = _varying(configs_)
     labels = _names(configs_, varying)
-    members = [[r for _, r in by_row[results.config_key(
-        {k: v for k, v in c.items() if k not in ("n", "diverged") and not k.endswith(
-            ("_mean", "_std"))})]] for c in configs_]
+    members = [[r for _, r in by_row[results.config_key(results.hyperparameters(c))]]
+               for c in configs_]
 
     histories = _histories(wd)
     _curves(os.path.join(out, "curves.png"),

@@ -23,7 +23,7 @@ from jaxseg import workdir as workdir_lib
 from jaxseg.data import datasets
 from jaxseg.engine import devices
 from jaxseg.engine.cohort import build_cohort
-from jaxseg.engine.evaluate import evaluate
+from jaxseg.engine.evaluate import CASE_DICE, evaluate
 from jaxseg.engine.tracker import Policy, Tracker
 
 
@@ -81,7 +81,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     hp = built.hp
     state = cohort.init(hp)
     best = cohort.weights_of(state)
-    policy = Policy.from_config(config)
+    policy = Policy.from_config(config, overrides)
     track = Tracker.start(policy, R)
     ckpt = checkpoint.CohortCheckpoints(os.path.join(workdir, workdir_lib.CHECKPOINTS))
     # Checkpoints hold the R real replicas, whatever the device count that wrote them; a
@@ -128,7 +128,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
         track.diverged(acc["bad"], epoch)
         track.trained(alive, train_loss, epoch, bound)
         records = []
-        if epoch % every == 0 or epoch == E:
+        if epoch % every == 0 or epoch == E or epoch in policy.rungs:  # rungs rank evaluations
             rows = evaluate(cohort, state, hp, built.val, int(config.eval.batch_size), config,
                             built.val_index, alive)
             improved = track.evaluated(rows, epoch)
@@ -136,7 +136,8 @@ def _train_and_evaluate(config, workdir, overrides, label):
                 if row is None:
                     continue  # frozen before this epoch: its metrics no longer change
                 records.append({"replica": r, "epoch": epoch, "train_loss": float(train_loss[r]),
-                                "lr": float(lr[r]), "status": track.replicas[r].status, **row})
+                                "lr": float(lr[r]), "status": track.replicas[r].status,
+                                **{k: v for k, v in row.items() if k != CASE_DICE}})
                 tb.write(r, epoch, {"train/loss": float(train_loss[r]), "val/loss": row["loss"],
                                     "val/dice": row["dice"], "val/iou": row["iou"],
                                     "val/bf": row["bf"], "lr": float(lr[r])})
@@ -165,6 +166,13 @@ def _train_and_evaluate(config, workdir, overrides, label):
                "epochs": track.epoch, "wall_time_s": track.wall_time_s,
                "process_time_s": time.time() - t_start, "complete": track.complete,
                "strategy": cohort.strategy, "loop": cohort.loop,
+               "halving": {"rungs": list(policy.rungs), "eta": policy.eta,
+                           "metric": policy.rank} if policy.rungs else None,
+               # The replica-steps every launch together computed: each replica's epochs
+               # trained times its steps per epoch.
+               "replica_steps": int(sum(len(rec.train_loss) * int(n) for rec, n in zip(
+                   track.replicas, np.ceil(built.member.sum(1) / int(config.train.batch_size)),
+                   strict=True))),
                # Replica-steps and evaluations this launch did not compute (stopped,
                # diverged or short replicas).
                "skipped_replica_steps": cohort.skipped,

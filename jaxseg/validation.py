@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxseg import hparams, losses, metrics, models, optim
 from jaxseg.data import datasets, preprocess
-from jaxseg.engine import replicas, steps, tracker
+from jaxseg.engine import halving, replicas, steps, tracker
 from jaxseg.errors import JaxsegError, check_choice
 
 
@@ -43,6 +43,9 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
     if not float(t.divergence_loss) >= 0:
         raise JaxsegError(f"train.divergence_loss={t.divergence_loss} must be >= 0 (0: only "
                           "non-finite losses count as divergence)")
+    halving.validate(t.halving)
+    if t.halving.metric:
+        _choice("train.halving.metric", t.halving.metric, tracker.SELECT)
     replicas.resolve_strategy(t.strategy)
     replicas.resolve_loop(t.loop)
     replicas.compiler_options(t.xla_options)

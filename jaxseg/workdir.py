@@ -217,12 +217,13 @@ class Replica:
       index: its index inside the cohort.
       run: its run number in the sweep (None in a train workdir).
       overrides: the dotted overrides that define it.
-      status: ``finished`` | ``stopped`` (early) | ``diverged`` | ``running`` |
-        ``interrupted`` | ``pending``.
+      status: ``finished`` | ``stopped`` (early) | ``diverged`` | ``pruned`` (successive
+        halving) | ``running`` | ``interrupted`` | ``pending``.
       epoch: epochs done (of the latest checkpoint).
       epochs: epochs asked for.
       best_epoch: the epoch of its best validation score (0 if not evaluated yet).
       best: the validation metrics at that epoch (or None).
+      stopped_epoch: the epoch it stopped, diverged or was pruned in (None: it did not).
     """
 
     id: str
@@ -236,6 +237,7 @@ class Replica:
     epochs: int
     best_epoch: int
     best: dict | None
+    stopped_epoch: int | None = None
 
 
 @dataclasses.dataclass
@@ -310,12 +312,14 @@ class Workdir:
                     track = tracker_lib.Tracker.from_json(host)
         reps = []
         for i, ov in enumerate(meta["overrides"]):
+            stopped = None
             if track is None:
                 status, epoch, best_epoch, best = state, 0, 0, None
             else:
                 rec = track.replicas[i]
                 status, epoch, best_epoch, best = (rec.status, track.epoch, rec.best_epoch,
                                                    rec.best_metrics)
+                stopped = rec.stopped_epoch
                 if status == tracker_lib.RUNNING:
                     status = state
             run = runs[i] if runs is not None and i < len(runs) else None
@@ -324,7 +328,7 @@ class Workdir:
             reps.append(Replica(id=rid, cohort=name, cohort_dir=cdir, index=i, run=run,
                                 overrides=self.runs[run] if run is not None else ov,
                                 status=status, epoch=epoch, epochs=epochs,
-                                best_epoch=best_epoch, best=best))
+                                best_epoch=best_epoch, best=best, stopped_epoch=stopped))
         return CohortInfo(name, cdir, state, steps, reps)
 
     def replica(self, rid: str) -> Replica:

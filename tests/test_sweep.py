@@ -134,6 +134,60 @@ def test_configuration_table_by_hand():
     assert "| 0.9000 |" in md
 
 
+def test_paired_tests_and_holm_by_hand():
+    from jaxseg.sweep import compare
+    # Holm, m = 3: 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04 -> max(0.06, 0.04).
+    assert compare.holm([None, 0.01, 0.04, 0.03]) == pytest.approx([None, 0.03, 0.06, 0.06])
+    # Paired t over 3 seeds: differences -0.1, -0.1, -0.05: mean -1/12, sd 0.028868, t = -5
+    # with 2 df; two-sided p = 1 - 5 / sqrt(5^2 + 2) = 0.037750 (the t(2) tail in closed form).
+    p = compare.paired_seeds({0: 0.8, 1: 0.9, 2: 0.85}, {0: 0.7, 1: 0.8, 2: 0.8, 3: 0.1})
+    assert p == pytest.approx(1 - 5 / 27 ** 0.5, rel=1e-6)
+    assert compare.paired_seeds({0: 0.8}, {0: 0.7}) is None  # one pair: no test
+    # Wilcoxon, exact: 5 differences all positive -> two-sided p = 2 / 2^5 = 0.0625, r = +1.
+    best = {str(i): 0.5 for i in range(5)}
+    res = compare.paired_images(best, {str(i): 0.5 + 0.1 * (i + 1) for i in range(5)})
+    assert res["p"] == pytest.approx(0.0625) and res["r"] == 1.0
+    assert res["delta"] == pytest.approx(0.3) and res["cases"] == 5
+    # Differences -0.1, +0.2, -0.3 ... -0.6: ranks 1..6, W+ = 2, W- = 19; P(W+ <= 2) = 3/64
+    # (the rank sets {}, {1}, {2}), two-sided 6/64; r = (2 - 19) / 21.
+    other = {str(i): 0.5 + d for i, d in enumerate([-0.1, 0.2, -0.3, -0.4, -0.5, -0.6])}
+    res = compare.paired_images({str(i): 0.5 for i in range(6)}, other)
+    assert res["p"] == pytest.approx(6 / 64) and res["r"] == pytest.approx(-17 / 21)
+
+
+def test_configuration_table_marks_what_cannot_be_told_from_the_best():
+    """3 configurations x 2 seeds, 6 validation images; each expected value worked out by hand."""
+    def rows_of(run, lr, dice, cases):
+        return [{"run": run + s, "cohort": "c0", "optim.learning_rate": lr, "seed": s,
+                 "status": "finished", "best_epoch": 3, "dice": dice[s], "val_loss": 0.1,
+                 "case_dice": {str(i): v for i, v in enumerate(cases[s])}} for s in (0, 1)]
+    base = [0.9, 0.8, 0.7, 0.9, 0.8, 0.7]
+    rows = (rows_of(0, 0.01, [0.90, 0.88], [base, base])
+            # Worse on every image by 0.1 .. 0.6 (seed means): Wilcoxon p = 2/64 = 0.03125.
+            + rows_of(2, 0.1, [0.70, 0.69], [[b - 0.1 * (i + 1) for i, b in enumerate(base)]] * 2)
+            # Mixed per-image differences: +-0.01 alternating, p = 1 (W+ = W-).
+            + rows_of(4, 0.001, [0.89, 0.86],
+                      [[b + (0.01 if i % 2 else -0.01) for i, b in enumerate(base)]] * 2))
+    rows[-1]["status"], rows[-1]["stopped_epoch"] = "pruned", 2
+    table = results.configurations(rows, "dice")
+    assert [t["optim.learning_rate"] for t in table] == [0.01, 0.001, 0.1]
+    assert [t["vs_best"] for t in table] == ["best", "tied", "worse"]
+    # Holm over the 2 comparisons: images p 1.0 and 0.03125 -> 0.0625 and 1.0 (the larger
+    # is max(2 x 0.03125, 1 x 1.0)); the worse one's seed t-test: differences -0.2, -0.19.
+    assert table[2]["p_images"] == pytest.approx(0.0625) and table[1]["p_images"] == 1.0
+    assert table[2]["delta_image"] == pytest.approx(-0.35) and table[2]["r_image"] == -1.0
+    # Seeds: t(1) two-sided p = 1 - (2/pi) atan|t|. Worse: differences -0.2, -0.19, t = -39,
+    # p = 0.01632; tied: -0.01, -0.02, t = -3, p = 0.2048. Holm: 2 x 0.01632, then max(., 0.2048).
+    import math
+    p_worse, p_tied = (1 - 2 / math.pi * math.atan(t) for t in (39, 3))
+    assert table[2]["p_seeds"] == pytest.approx(2 * p_worse, rel=1e-4)
+    assert table[1]["p_seeds"] == pytest.approx(p_tied, rel=1e-4)
+    assert table[1]["pruned"] == 1 and table[1]["pruned_epoch"] == 2
+    md = results.markdown(rows, table)
+    assert "≈ best" in md and "pruned at" in md and "epoch 2" in md
+    assert "case_dice" not in md
+
+
 def test_run_rows_show_base_value_of_unswept_field():
     """A run that leaves a swept field at the base config shows the base value, not "-"."""
     config = configs.study("smoke")

@@ -135,3 +135,62 @@ def test_a_loss_above_its_bound_is_divergence():
     t.trained(t.alive, np.array([250.0, 1.0, 1.0]), 2, np.array([200.0, 200.0, 0.0]))
     assert t.status == ["diverged", "diverged", "running"]
     assert t.replicas[1].train_loss == [3e6]  # no longer trained
+
+
+def test_halving_rungs_and_schedule_by_hand():
+    from jaxseg.engine import halving
+    assert halving.rungs(50, 2, 3) == (2, 6, 18)
+    assert halving.rungs(11, 1, 3) == (1, 3, 9)
+    assert halving.rungs(9, 3, 3) == (3,)  # 9 is the last epoch, not a rung
+    assert halving.rungs(50, 0, 3) == ()
+    assert [halving.keep_count(n, 3) for n in (1, 2, 3, 5, 9, 10)] == [1, 1, 1, 1, 3, 3]
+    # Two seeds per configuration, seeds and folds share a group, first-seen numbering.
+    groups = halving.configuration_groups(
+        [{"lr": 1, "seed": 0}, {"lr": 1, "seed": 1}, {"lr": 2, "seed": 0}, {"lr": 2, "seed": 1},
+         {"lr": 3, "data.fold": 0}, {"lr": 3, "data.fold": 1}])
+    assert groups == (0, 0, 1, 1, 2, 2)
+    # 3 configurations x 2 replicas, 20 epochs, rungs 2 and 6 (eta 3): all 6 train 2 epochs,
+    # then max(1, 3 // 3) = 1 configuration (2 replicas) trains the other 18: 12 + 36 = 48.
+    assert halving.replica_epochs(groups, 20, halving.rungs(20, 2, 3), 3) == 48
+    # Ties go to the lower group; NaN ranks last.
+    assert halving.survivors({0: 0.5, 1: 0.5, 2: float("nan")}, 2) == {0}
+    assert halving.survivors({0: 0.1, 1: 0.9, 2: 0.5, 3: 0.7}, 2) == {1, 3}
+
+
+def test_halving_prunes_configurations_together_by_mean_best_score():
+    # 3 configurations x 2 seeds (groups 0,0,1,1,2,2), rungs at epochs 1 and 2 (eta 2, 4
+    # epochs). Dice per epoch (rows: replicas):
+    #   g0: seed0 0.30 0.40 ...   seed1 0.50 0.20  -> mean best after 1: 0.40, after 2: 0.45
+    #   g1: seed0 0.60 0.10       seed1 0.10 0.10  -> 0.35, 0.35
+    #   g2: seed0 0.45 0.50       seed1 0.45 0.50  -> 0.45, 0.50
+    # Rung 1: 3 compete, keep 3 // 2 = 1: g2 (0.45 > 0.40 > 0.35); g0, g1 pruned at epoch 1,
+    # although g1's seed 0 has the single best value (0.60): groups are ranked by their mean.
+    policy = Policy(epochs=4, rungs=(1, 2), eta=2, groups=(0, 0, 1, 1, 2, 2))
+    dice = [[0.30, 0.50, 0.60, 0.10, 0.45, 0.45], [0.40, 0.20, 0.10, 0.10, 0.50, 0.50],
+            [0.6] * 6, [0.7] * 6]
+    t, flags = run(policy, [[row(1.0, d) for d in ep] for ep in dice])
+    assert t.status == ["pruned"] * 4 + ["finished"] * 2
+    assert [r.stopped_epoch for r in t.replicas] == [1, 1, 1, 1, None, None]
+    # Pruned replicas keep the weights of their rung epoch if it was their best (all were).
+    assert flags[0] == [True] * 6 and flags[1] == [False] * 4 + [True] * 2
+    assert [r.best_score for r in t.replicas[:4]] == [0.30, 0.50, 0.60, 0.10]
+    # Rung 2: only g2 competes, keep max(1, 1 // 2) = 1: nothing more pruned.
+    assert [r.best_epoch for r in t.replicas[4:]] == [4, 4]
+    # The record (and so a resume) carries the halving score.
+    again = Tracker.from_json(t.to_json(), policy)
+    assert [r.rank_best for r in again.replicas] == [r.rank_best for r in t.replicas]
+
+
+def test_halving_ranks_by_its_own_metric_and_leaves_frozen_replicas_out():
+    # Ranked by loss (lower better) while eval.select is dice; replica 2, stopped (early) at
+    # epoch 1, is not a competitor at the rung of epoch 2.
+    policy = Policy(epochs=3, select="dice", monitor="loss", rungs=(2,), eta=2, rank="loss",
+                    groups=(0, 1, 2))
+    t = Tracker.start(policy, 3)
+    t.replicas[2].status, t.replicas[2].stopped_epoch = "stopped", 1
+    t.evaluated([row(0.9, 0.9), row(0.5, 0.1), None], 1)
+    t.epoch_done(1, 1.0)
+    t.evaluated([row(0.8, 0.9), row(0.6, 0.1), None], 2)
+    # Loss: replica 0 best 0.8, replica 1 best 0.5 -> 1 is kept despite its lower Dice.
+    assert t.status == ["pruned", "running", "stopped"]
+    assert t.replicas[0].best_epoch == 1 and t.replicas[0].stopped_epoch == 2

@@ -243,7 +243,11 @@ def run_cli(args, **kw):
 
 
 def test_resume_after_kill_equals_uninterrupted(tfds_dir, tmp_path, xla_cache):
+    # Successive halving with its one rung at epoch 4 of 5: the 3 replicas all train epochs
+    # 1-4, the rung prunes 2 of them (3 // 3 = 1 goes on) after the kill, in the resumed
+    # process, and its decision must be the uninterrupted run's.
     base = ["train", "--config=experiments/quickstart.py", f"--config.data.tfds_dir={tfds_dir}",
+            "--config.train.halving.min_epochs=4", "--config.train.halving.eta=3",
             "--config.train.epochs=5", "--config.data.phantom.num_train=32",
             "--config.data.phantom.num_val=16", "--config.data.phantom.size=32",
             "--config.data.image_size=32", "--config.model.base_width=4",
@@ -269,6 +273,10 @@ def test_resume_after_kill_equals_uninterrupted(tfds_dir, tmp_path, xla_cache):
     assert sorted(a) == sorted(b)  # no duplicated or missing records
     for key in a:
         assert_same_metrics(a[key], b[key], atol=1e-6, rtol=1e-6)
+    summaries = [json.load(open(os.path.join(w, "summary.json"))) for w in (full, killed)]
+    status = [[(r["status"], r["stopped_epoch"]) for r in s["replicas"]] for s in summaries]
+    assert status[0] == status[1] and sorted(status[0]).count(("pruned", 4)) == 2, status
+    assert summaries[0]["replica_steps"] == summaries[1]["replica_steps"] == (3 * 4 + 1) * 2
 
 
 def test_quickstart_main_job(tmp_path, tfds_dir):

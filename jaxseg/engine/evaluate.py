@@ -13,6 +13,9 @@ from jaxseg.data import datasets
 from jaxseg.engine import devices
 from jaxseg.engine.cohort import Cohort
 
+# A validation row's per-case Dice: ``{case id: mean foreground Dice or None}``.
+CASE_DICE = "case_dice"
+
 
 def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, config,
              index: list[np.ndarray] | None = None, alive: np.ndarray | None = None):
@@ -32,7 +35,9 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
 
     Returns:
       A list (one per replica) of metric dicts: ``loss``, ``dice``, ``dice_per_class``,
-      ``iou``..., ``bf``..., ``accuracy``, ``hd95``... and ``volume_dice`` for volume splits.
+      ``iou``..., ``bf``..., ``accuracy``, ``hd95``..., ``volume_dice`` for volume splits
+      and ``case_dice`` (each image's or volume's mean foreground Dice, keyed by its index
+      in the split or its volume id).
     """
     R = cohort.R
     alive = np.ones(R, bool) if alive is None else np.asarray(alive, bool)
@@ -73,11 +78,17 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
             continue
         res = jax.tree.map(lambda x, r=r: x[r], total).compute()
         row = {"loss": float(res["loss"]), **res["seg"]}
+        ix = index[0 if shared else r]
+        vol = None if split.volume is None else split.volume[ix]
+        # Each case's Dice, keyed by its image (or volume) in the split: what the results
+        # tables' paired per-image test compares (kept with the best epoch, not in history).
+        case_dice = metrics.dice_per_case(preds[r][:len(ix)], split.labels[ix],
+                                          cohort.static.num_classes, vol)
+        row[CASE_DICE] = {str(int(c)): None if np.isnan(d) else float(d) for c, d in zip(
+            ix if vol is None else np.unique(vol), case_dice, strict=True)}
         if config.eval.hd95:
-            ix = index[0 if shared else r]
-            per_case = metrics.hd95_per_case(
-                preds[r][:len(ix)], split.labels[ix], cohort.static.num_classes,
-                None if split.volume is None else split.volume[ix], spacing)
+            per_case = metrics.hd95_per_case(preds[r][:len(ix)], split.labels[ix],
+                                             cohort.static.num_classes, vol, spacing)
             row.update(metrics.summarize_hd95(per_case, unit))
         out.append(row)
     return out

@@ -6,13 +6,15 @@ above ``train.divergence_loss`` times the sum of the loss weights, freezes a rep
 the best epoch (``eval.select``: the weights kept as "best"), early stopping
 (``train.early_stopping`` evaluations without a better ``train.early_stopping_monitor``,
 counted from epoch ``train.early_stopping_start``), which replicas feed
-reduce-on-plateau, and the end of training. The tracker is saved with every checkpoint
+reduce-on-plateau, successive halving (``train.halving``: :mod:`jaxseg.engine.halving`)
+and the end of training. The tracker is saved with every checkpoint
 (:meth:`Tracker.to_json`) and read back on resume, by ``inspect``, ``predict`` and
 ``report``, so those rules and that record live in one place.
 
-A replica's status is ``running`` until it ``diverged``, ``stopped`` (early) or
-``finished`` (trained every epoch). A frozen replica (any status but ``running``) is no
-longer stepped or evaluated, and its record no longer changes.
+A replica's status is ``running`` until it ``diverged``, ``stopped`` (early), was
+``pruned`` (by successive halving, at a rung) or ``finished`` (trained every epoch). A
+frozen replica (any status but ``running``) is no longer stepped or evaluated, and its
+record no longer changes.
 """
 
 import dataclasses
@@ -21,7 +23,10 @@ import math
 import numpy as np
 from absl import logging
 
-RUNNING, FINISHED, STOPPED, DIVERGED = "running", "finished", "stopped", "diverged"
+from jaxseg.engine import halving
+
+RUNNING, FINISHED, STOPPED, DIVERGED, PRUNED = ("running", "finished", "stopped", "diverged",
+                                                "pruned")
 SELECT = ("dice", "dice_image", "loss")
 MONITOR = ("dice", "loss")
 
@@ -41,6 +46,10 @@ class Policy:
       monitor: the metric early stopping watches (``train.early_stopping_monitor``).
       patience: evaluations without improvement before a replica stops (0: never).
       start: the epoch after which evaluations without improvement count.
+      rungs: the successive-halving rungs (epochs; empty: no halving).
+      eta: the halving's reduction factor.
+      rank: the metric configurations are ranked by at a rung (each replica's best so far).
+      groups: each replica's configuration (:func:`jaxseg.engine.halving.configuration_groups`).
     """
 
     epochs: int
@@ -48,14 +57,21 @@ class Policy:
     monitor: str = "loss"
     patience: int = 0
     start: int = 0
+    rungs: tuple = ()
+    eta: int = 3
+    rank: str = "dice"
+    groups: tuple = ()
 
     @classmethod
-    def from_config(cls, config) -> "Policy":
-        """The policy of a run config."""
-        t = config.train
+    def from_config(cls, config, overrides: list[dict] | None = None) -> "Policy":
+        """The policy of a cohort's config and its replicas' overrides."""
+        t, h = config.train, config.train.halving
         return cls(epochs=int(t.epochs), select=config.eval.select,
                    monitor=t.early_stopping_monitor, patience=int(t.early_stopping),
-                   start=int(t.early_stopping_start))
+                   start=int(t.early_stopping_start),
+                   rungs=halving.rungs(int(t.epochs), int(h.min_epochs), int(h.eta)),
+                   eta=int(h.eta), rank=h.metric or config.eval.select,
+                   groups=halving.configuration_groups(overrides or [{}]))
 
 
 @dataclasses.dataclass
@@ -63,7 +79,7 @@ class ReplicaRecord:
     """One replica's record.
 
     Attributes:
-      status: ``running`` | ``finished`` | ``stopped`` | ``diverged``.
+      status: ``running`` | ``finished`` | ``stopped`` | ``diverged`` | ``pruned``.
       best_epoch: the epoch of the best ``select`` score (0: none yet).
       best_score: that score (higher is better; -inf: none yet).
       best_monitored: the lowest monitored value so far (the monitor negated when higher
@@ -71,8 +87,10 @@ class ReplicaRecord:
       bad_evals: evaluations since the monitored value last improved (after ``start``).
       best_metrics: the validation metrics at ``best_epoch``.
       last_metrics: the latest validation metrics.
-      stopped_epoch: the epoch it stopped or diverged in (None while it trains or finished).
+      stopped_epoch: the epoch it stopped, diverged or was pruned in (None while it trains
+        or finished).
       train_loss: its mean training loss of every epoch it trained.
+      rank_best: its best value so far of the halving metric (higher is better; -inf: none).
     """
 
     status: str = RUNNING
@@ -84,6 +102,7 @@ class ReplicaRecord:
     last_metrics: dict | None = None
     stopped_epoch: int | None = None
     train_loss: list = dataclasses.field(default_factory=list)
+    rank_best: float = -math.inf
 
 
 # The record's fields as the checkpoint's JSON holds them: one list per field, a value per
@@ -91,7 +110,7 @@ class ReplicaRecord:
 _FIELDS = tuple(f.name for f in dataclasses.fields(ReplicaRecord))
 _RENAMED = {"best_monitored": "best_val_loss"}  # new name: the name old checkpoints use
 # JSON has no infinities: a missing value (None) reads back as its field's start value.
-_START = {"best_score": -math.inf, "best_monitored": math.inf}
+_START = {"best_score": -math.inf, "best_monitored": math.inf, "rank_best": -math.inf}
 
 
 @dataclasses.dataclass
@@ -181,6 +200,7 @@ class Tracker:
             if s > rec.best_score:
                 rec.best_score, rec.best_epoch, rec.best_metrics = s, epoch, row
                 improved[r] = rec.status == RUNNING
+            rec.rank_best = max(rec.rank_best, score(row, p.rank))
             watched = -score(row, p.monitor)  # lower is better
             if watched < rec.best_monitored:
                 rec.best_monitored, rec.bad_evals = watched, 0
@@ -188,7 +208,41 @@ class Tracker:
                 rec.bad_evals += 1
                 if p.patience and rec.bad_evals >= p.patience and rec.status == RUNNING:
                     rec.status, rec.stopped_epoch = STOPPED, epoch
+        if epoch in p.rungs:
+            self.halve(epoch)
         return improved
+
+    def halve(self, epoch: int) -> list[int]:
+        """A successive-halving rung: prunes the configurations outside the top ``1/eta``.
+
+        The configurations with a replica still running compete, each scored by the mean of
+        its replicas' ``rank_best`` (seeds and folds together; a replica that diverged keeps
+        the score it had). Every running replica of a configuration that does not go on
+        becomes ``pruned``; its best weights stay as they are.
+
+        Returns:
+          The replicas pruned.
+        """
+        p = self.policy
+        groups = np.asarray(p.groups if len(p.groups) == len(self.replicas)
+                            else range(len(self.replicas)))
+        competing = sorted({int(groups[r]) for r, rec in enumerate(self.replicas)
+                            if rec.status == RUNNING})
+        if not competing:
+            return []
+        scores = {g: float(np.mean([self.replicas[r].rank_best
+                                    for r in np.flatnonzero(groups == g)]))
+                  for g in competing}
+        kept = halving.survivors(scores, p.eta)
+        pruned = [int(r) for r, rec in enumerate(self.replicas)
+                  if rec.status == RUNNING and groups[r] not in kept]
+        for r in pruned:
+            self.replicas[r].status, self.replicas[r].stopped_epoch = PRUNED, epoch
+        logging.info("successive halving at epoch %d: %d of %d configurations go on (by mean "
+                     "best %s: %s); %d replica(s) pruned", epoch, len(kept), len(competing),
+                     p.rank, ", ".join(f"{g}:{scores[g]:.4f}" for g in sorted(
+                         kept, key=lambda g: -scores[g])), len(pruned))
+        return pruned
 
     def plateau_feed(self, plateau: np.ndarray) -> np.ndarray:
         """Which replicas' reduce-on-plateau states take this evaluation.

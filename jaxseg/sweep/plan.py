@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxseg import configs, hparams, losses, validation
 from jaxseg.data import readers
-from jaxseg.engine import replicas
+from jaxseg.engine import halving, replicas
 from jaxseg.errors import JaxsegError
 
 
@@ -213,14 +213,32 @@ def _folder_counts(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
     return (n[0], n[1]) if n[0] and n[1] else None
 
 
-def cohort_seconds(p: CohortPlan, rate: float, compile_s: float) -> float:
+def halving_share(p: CohortPlan) -> float:
+    """The fraction of a cohort's replica-epochs successive halving leaves to train (1: none).
+
+    Every rung pruning as planned (:func:`jaxseg.engine.halving.replica_epochs`); 1 when
+    halving is off, or under a strategy that steps every replica in one call (a pruned
+    replica there costs its step: such cohorts are not re-packed).
+    """
+    c, t = p.config, p.config.train
+    rungs = halving.rungs(int(t.epochs), int(t.halving.min_epochs), int(t.halving.eta))
+    if not rungs or replicas.resolve_strategy(t.strategy) != "sequential":
+        return 1.0
+    epochs = halving.replica_epochs(halving.configuration_groups(p.overrides), int(t.epochs),
+                                    rungs, int(t.halving.eta))
+    return epochs / (len(p.runs) * int(c.train.epochs))
+
+
+def cohort_seconds(p: CohortPlan, rate: float, compile_s: float,
+                   pruned: bool = True) -> float:
     """Estimated wall time of one cohort: training, evaluation and compilation.
 
     Evaluation is a forward pass (a third of a training step's FLOPs) over the
     validation images every epoch. Under ``sequential`` with one dispatch per step a
     replica that keeps fewer images (``data.fraction``) runs only its own steps (idle
     calls are skipped); otherwise every replica steps as often as the one with the most
-    images.
+    images. With successive halving (``pruned``) the steps and evaluations scale by
+    :func:`halving_share`; ``pruned=False`` gives the time if no rung pruned anything.
     """
     c = p.config
     train_images, val_images = split_sizes(c)
@@ -231,7 +249,8 @@ def cohort_seconds(p: CohortPlan, rate: float, compile_s: float) -> float:
             or replicas.resolve_loop(c.train.loop) != "step"):
         steps = np.full_like(steps, steps.max())
     eval_batches = val_images / batch / 3 * len(p.runs)
-    return (steps.sum() + eval_batches) * epochs * p.step_flops / rate + compile_s
+    share = halving_share(p) if pruned else 1.0
+    return (steps.sum() + eval_batches) * epochs * share * p.step_flops / rate + compile_s
 
 
 def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None) -> str:
@@ -249,7 +268,7 @@ def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None
     backend = jax.default_backend()
     lines = [f"{num_runs} runs in {len(plans)} cohort(s) on {backend} "
              f"({os.cpu_count()} CPU cores)"]
-    total, estimated = 0.0, True
+    total, unpruned, estimated = 0.0, 0.0, True
     for p in plans:
         c = p.config
         if timings:
@@ -259,6 +278,11 @@ def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None
         seconds = cohort_seconds(p, rate, compile_s) if rate else 0.0
         estimated = estimated and bool(rate)
         total += seconds
+        unpruned += cohort_seconds(p, rate, compile_s, pruned=False) if rate else 0.0
+        share = halving_share(p)
+        halved = (f" | halving: {share:.0%} of the replica-epochs" if share < 1 else
+                  " | halving: no saving (pruned replicas step under this strategy)"
+                  if int(c.train.halving.min_epochs) else "")
         schedules = "/".join(sorted({o.get("optim.schedule", c.optim.schedule)
                                      for o in p.overrides}))
         step = (f" | {timings[p.name]['step_s']:.3f} s/step timed" if timings else "")
@@ -268,15 +292,17 @@ def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None
             f"loss {'+'.join(c.loss.weights)} | {c.data.name} {c.train.epochs} ep | "
             f"{replicas.resolve_strategy(c.train.strategy)} | ~{p.memory / 2**20:.0f} MiB | "
             + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend "
-               "(--calibrate times it)") + step)
+               "(--calibrate times it)") + step + halved)
     if estimated:
         unknown = sorted({p.config.data.name for p in plans
                           if p.config.data.name not in ("phantom", "cmr96")
                           and not _folder_counts(p.config)})
         source = ("one training step per architecture timed on this machine now" if timings
                   else "the built-in throughput of 2026-11-22; --calibrate times this machine")
-        lines.append(f"estimated total: ~{total / 60:.1f} min (training, evaluation and "
-                     "compilation"
+        span = (f"~{total / 60:.1f} min if every halving rung prunes as planned (best case), "
+                f"~{unpruned / 60:.1f} min if none does (worst case)" if unpruned > total
+                else f"~{total / 60:.1f} min")
+        lines.append(f"estimated total: {span} (training, evaluation and compilation"
                      + (f"; {', '.join(unknown)} counted as 100 training images" if unknown
                         else "") + f"; from {source})")
     return "\n".join(lines)

@@ -14,13 +14,18 @@ import numpy as np
 
 from jaxseg import hparams
 from jaxseg import workdir as workdir_lib
+from jaxseg.engine.evaluate import CASE_DICE
 from jaxseg.outputs import is_writer, jsonable, write_json
+from jaxseg.sweep import compare
 
-# Axes that repeat a configuration rather than define it.
-REPEAT_AXES = ("seed", "data.fold")
+REPEAT_AXES = hparams.REPEAT_AXES
 LOWER_IS_BETTER = ("loss", "val_loss", "hd95", "train_loss", "hd95_missed")
 # A row's bookkeeping: neither a hyperparameter nor a metric to average.
-INFO_KEYS = ("run", "cohort", "status", "best_epoch", "hd95_unit")
+INFO_KEYS = ("run", "cohort", "status", "best_epoch", "stopped_epoch", "hd95_unit")
+# What a configuration's aggregate holds besides its hyperparameters and <metric>_mean/_std:
+# its runs, how many diverged or were pruned (and when), and the comparison with the best.
+AGGREGATE_KEYS = ("n", "diverged", "pruned", "pruned_epoch", "p_seeds", "p_images",
+                  "delta_image", "r_image", "vs_best")
 # Best-epoch metrics copied into a row when the evaluation computed them: pooled over
 # pixels, per image (``*_image``), and HD95 with its unit and its undefined cases.
 ROW_METRICS = ("dice_image", "iou", "bf", "bf_image", "hd95", "hd95_missed",
@@ -28,24 +33,27 @@ ROW_METRICS = ("dice_image", "iou", "bf", "bf_image", "hd95", "hd95_missed",
 
 
 def run_row(run, cohort: str, overrides: dict, status: str, best_epoch: int,
-            best: dict | None, class_names) -> dict:
+            best: dict | None, class_names, stopped_epoch: int | None = None) -> dict:
     """The table row of one run: its overrides, status and best-epoch validation metrics.
 
     Args:
       run: the run's number (or id).
       cohort: its cohort's name.
       overrides: the dotted overrides that define it.
-      status: finished | stopped | diverged | running | interrupted | pending.
+      status: finished | stopped | diverged | pruned | running | interrupted | pending.
       best_epoch: the epoch of its best validation score.
       best: the validation metrics at that epoch (None if never evaluated).
       class_names: names of the classes (background first).
+      stopped_epoch: the epoch it stopped early, diverged or was pruned in (None: it did not).
 
     Returns:
-      The row (per-class Dice as ``dice_<class>``).
+      The row (per-class Dice as ``dice_<class>``; ``case_dice``, each validation case's
+      Dice, for the paired tests, is in results.json but not in the tables).
     """
     best = best or {}
     row = {"run": run, "cohort": cohort, **overrides, "status": status,
-           "best_epoch": best_epoch, "val_loss": best.get("loss"), "dice": best.get("dice")}
+           "best_epoch": best_epoch, "stopped_epoch": stopped_epoch,
+           "val_loss": best.get("loss"), "dice": best.get("dice")}
     per = best.get("dice_per_class")
     for c, name in enumerate(class_names[1:], start=1):
         row[f"dice_{name}"] = per[c] if per else None
@@ -54,6 +62,8 @@ def run_row(run, cohort: str, overrides: dict, status: str, best_epoch: int,
             row[key] = best[key]
     if "hd95" in best:
         row["hd95_unit"] = best.get("hd95_unit", "px")
+    if best.get(CASE_DICE) is not None:
+        row[CASE_DICE] = best[CASE_DICE]
     return row
 
 
@@ -104,7 +114,8 @@ def run_rows(plans, runs: list[dict], summaries: dict, class_names) -> list[dict
             overrides = swept_values(runs[run_index], swept,
                                      hparams.apply_overrides(p.config, p.overrides[r]))
             row = run_row(run_index, p.name, overrides, rep["status"],
-                          rep["best_epoch"], rep.get("best"), class_names)
+                          rep["best_epoch"], rep.get("best"), class_names,
+                          rep.get("stopped_epoch"))
             # Replicas train together: a run's time is its share of the cohort's.
             row["wall_time_s"] = s["wall_time_s"] / max(len(p.runs), 1)
             rows.append(row)
@@ -116,11 +127,24 @@ def _is_metric(key):
     return key in ("val_loss", "dice", "wall_time_s", *ROW_METRICS) or key.startswith("dice_")
 
 
+def _is_hyperparameter(key):
+    return not _is_metric(key) and key not in (*INFO_KEYS, CASE_DICE)
+
+
 def config_key(row: dict) -> str:
     """The configuration a run belongs to: its hyperparameters except seed and fold (JSON)."""
-    key = {k: v for k, v in row.items() if not _is_metric(k) and k not in
-           (*INFO_KEYS, *REPEAT_AXES)}
+    key = {k: v for k, v in row.items() if _is_hyperparameter(k) and k not in REPEAT_AXES}
     return json.dumps(key, sort_keys=True, default=str)
+
+
+def hyperparameters(aggregate: dict) -> dict:
+    """A configuration aggregate's hyperparameters (what :func:`config_key` was made of)."""
+    return {k: v for k, v in aggregate.items()
+            if k not in AGGREGATE_KEYS and not k.endswith(("_mean", "_std"))}
+
+
+def _repeat(row: dict) -> str:
+    return json.dumps([row.get(k) for k in REPEAT_AXES], default=str)
 
 
 def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
@@ -131,16 +155,21 @@ def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
       sort: the metric to sort by (descending, except losses and HD95).
 
     Returns:
-      One dict per configuration: its hyperparameters, ``n`` and ``<metric>_mean``/``_std``
-      (``_std`` None for a single value).
+      One dict per configuration, best first: its hyperparameters, ``n``, ``diverged``,
+      ``pruned`` (runs pruned by successive halving) and ``pruned_epoch``,
+      ``<metric>_mean``/``_std`` (``_std`` None for a single value), and the paired
+      comparison with the best configuration (:func:`jaxseg.sweep.compare.against_best`).
     """
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(config_key(row), []).append(row)
     out = []
     for key, members in groups.items():
+        pruned = [m for m in members if m["status"] == "pruned"]
         agg = {**json.loads(key), "n": len(members),
-               "diverged": sum(m["status"] == "diverged" for m in members)}
+               "diverged": sum(m["status"] == "diverged" for m in members),
+               "pruned": len(pruned),
+               "pruned_epoch": max((m.get("stopped_epoch") or 0 for m in pruned), default=None)}
         for metric in sorted({k for m in members for k in m if _is_metric(k)}):
             vals = np.array([m[metric] for m in members
                              if m.get(metric) is not None and math.isfinite(m[metric])], float)
@@ -150,8 +179,11 @@ def configurations(rows: list[dict], sort: str = "dice") -> list[dict]:
         out.append(agg)
     sign = 1 if sort in LOWER_IS_BETTER else -1
     key = "val_loss" if sort == "loss" else sort
-    out.sort(key=lambda a: (a.get(f"{key}_mean") is None, sign * (a.get(f"{key}_mean") or 0)))
-    return out
+    order = sorted(range(len(out)), key=lambda i: (out[i].get(f"{key}_mean") is None,
+                                                   sign * (out[i].get(f"{key}_mean") or 0)))
+    members = list(groups.values())
+    tests = compare.against_best([members[i] for i in order], key, _repeat)
+    return [{**out[i], **t} for i, t in zip(order, tests, strict=True)]
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -176,25 +208,41 @@ def tables(rows: list[dict], configs_: list[dict]):
       configs_: from :func:`configurations`.
     """
     keys = _columns(rows)
-    hyper = [k for k in keys if not _is_metric(k) and k not in INFO_KEYS]
+    hyper = [k for k in keys if _is_hyperparameter(k)]
     metrics = [k for k in keys if _is_metric(k)]
     units = {r["hd95_unit"] for r in rows if r.get("hd95_unit")}
     # HD95's column says what its distances are in (mm where the spacing is known).
     label = {"hd95": f"hd95 ({'/'.join(sorted(units))})"} if units else {}
     cfg_hyper = [k for k in hyper if k not in REPEAT_AXES]
     show = [m for m in metrics if m != "wall_time_s"]
+    pruned = any(c.get("pruned") for c in configs_)
+    paired = len(configs_) > 1
     cfg_cells = []
     for c in configs_:
         cells = [fmt(c.get(k)) for k in cfg_hyper] + [str(c["n"])]
+        if pruned:
+            cells.append(f"epoch {c['pruned_epoch']}" if c.get("pruned") else "-")
         for m in show:
             mean, std = c.get(f"{m}_mean"), c.get(f"{m}_std")
             cells.append("-" if mean is None else f"{mean:.4f}" if std is None
                          else f"{mean:.4f} ± {std:.4f}")
+        if paired:
+            cells += [VERDICT.get(c.get("vs_best"), "-")] + [
+                "-" if c.get(k) is None else f"{c[k]:.3g}" if k.startswith("p_")
+                else f"{c[k]:+.4f}" if k == "delta_image" else f"{c[k]:+.2f}"
+                for k in ("p_seeds", "p_images", "delta_image", "r_image")]
         cfg_cells.append(cells)
-    cols = ["run", "cohort"] + hyper + ["status", "best_epoch"] + metrics
+    cols = ["run", "cohort"] + hyper + ["status", "best_epoch", "stopped_epoch"] + metrics
     run_cells = [[fmt(r.get(k)) for k in cols] for r in rows]
-    return ((cfg_hyper + ["n"] + [label.get(m, m) for m in show], cfg_cells),
-            ([label.get(c, c) for c in cols], run_cells))
+    cfg_header = (cfg_hyper + ["n"] + (["pruned at"] if pruned else [])
+                  + [label.get(m, m) for m in show]
+                  + (["vs best", "p seeds (Holm)", "p images (Holm)", "Δ dice/image", "r"]
+                     if paired else []))
+    return (cfg_header, cfg_cells), ([label.get(c, c) for c in cols], run_cells)
+
+
+# The "vs best" cell: whether a configuration can be told from the best at compare.ALPHA.
+VERDICT = {"best": "best", "tied": "≈ best", "worse": "worse", "better": "better"}
 
 
 def markdown_table(header: list[str], cells: list[list[str]]) -> list[str]:
@@ -212,7 +260,12 @@ def markdown(rows: list[dict], configs_: list[dict], title: str = "") -> str:
              "time over its runs: replicas train together). dice, iou and bf are pooled over "
              "every pixel of the split, the *_image columns averaged over images; hd95 is "
              "medpy's, per image or volume, with hd95_missed the cases where a class is in "
-             "only one of the two masks (jaxseg's docs/metrics.md).", "",
+             "only one of the two masks (jaxseg's docs/metrics.md). \"vs best\": ≈ best where "
+             "no paired test tells the configuration from the best one at α = 0.05 after "
+             "Holm's correction over the configurations (p seeds: paired t-test of the sort "
+             "metric over shared seeds/folds; p images: Wilcoxon signed-rank of per-image "
+             "Dice averaged over seeds, with the mean difference Δ and the rank-biserial "
+             "r as its effect size; docs/statistics.md).", "",
              "## Configurations (mean ± std over seeds/folds)", ""]
     lines += markdown_table(cfg_header, cfg_cells)
     lines += ["", "## Runs", ""] + markdown_table(run_header, run_cells)
@@ -224,7 +277,7 @@ def write(workdir: str, rows: list[dict], sort: str = "dice", title: str = "") -
     configs_ = configurations(rows, sort)
     if not is_writer():
         return configs_
-    keys = _columns(rows)
+    keys = [k for k in _columns(rows) if k != CASE_DICE]  # per-case values: results.json
     with open(os.path.join(workdir, f"{workdir_lib.RESULTS}.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()

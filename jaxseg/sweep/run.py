@@ -98,5 +98,9 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
         return None
     rows = results.run_rows(plans, runs, summaries, list(config.data.class_names))
     configs_ = results.write(workdir, rows, config.sweep.sort, title)
-    print(f"jaxseg: {len(runs)} runs in {len(plans)} cohort(s); tables in {workdir}/results.md")
+    steps = sum(s.get("replica_steps") or 0 for s in summaries.values())
+    pruned = sum(r["status"] == "pruned" for r in rows)
+    print(f"jaxseg: {len(runs)} runs in {len(plans)} cohort(s), {steps} replica-steps"
+          + (f" ({pruned} runs pruned by successive halving)" if pruned else "")
+          + f"; tables in {workdir}/results.md")
     return configs_

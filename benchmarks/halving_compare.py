@@ -1,0 +1,105 @@
+"""A study with and without successive halving, side by side: replica-steps, wall time, best.
+
+Runs ``jaxseg sweep`` on one experiment twice in one launch of this script, one after the
+other on the same machine, each with an empty compilation cache of its own (both compile
+from scratch, as a first run does): the full grid, then the same grid with
+``train.halving``. Then compares them: the replica-steps both computed (each cohort's
+``summary.json``), their wall times, the best configuration of each, and whether the
+halving run's best can be told from the full grid's best by the paired per-image test of
+the results tables (``jaxseg.sweep.compare``; with one seed the seed test has no pairs).
+
+Command (the measurements in docs/studies/<study>/halving.md):
+  python benchmarks/halving_compare.py --experiment=experiments/optimizer_lr.py \\
+      --workdir=runs/halving_optimizer_lr --min_epochs=2 --eta=3
+``--compare_only`` re-reads two finished workdirs without training.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+from absl import app, flags
+
+from jaxseg import workdir as workdir_lib
+from jaxseg.sweep import compare, results
+
+flags.DEFINE_string("experiment", "experiments/optimizer_lr.py", "The experiment file.")
+flags.DEFINE_string("workdir", "runs/halving", "Holds full/ and halving/ (and their caches).")
+flags.DEFINE_integer("min_epochs", 2, "train.halving.min_epochs of the halving run.")
+flags.DEFINE_integer("eta", 3, "train.halving.eta of the halving run.")
+flags.DEFINE_bool("compare_only", False, "Only compare the two workdirs already there.")
+flags.DEFINE_multi_string("extra", [], "More flags for both sweeps.")
+FLAGS = flags.FLAGS
+
+
+def _sweep(name: str, halving: list[str]) -> float:
+    """Runs one sweep into ``workdir/name`` with its own empty XLA cache; its wall time."""
+    wd = os.path.join(FLAGS.workdir, name)
+    cmd = [sys.executable, "-m", "jaxseg.main", "sweep", f"--config={FLAGS.experiment}",
+           f"--workdir={wd}", f"--compilation_cache={wd}_xla", *halving, *FLAGS.extra]
+    t0 = time.time()
+    subprocess.run(cmd, check=True)
+    return time.time() - t0
+
+
+def _read(name: str) -> dict:
+    wd = os.path.join(FLAGS.workdir, name)
+    with open(os.path.join(wd, f"{workdir_lib.RESULTS}.json")) as f:
+        res = json.load(f)
+    steps = 0
+    for c in workdir_lib.Workdir(wd).cohorts:
+        with open(os.path.join(c.dir, workdir_lib.SUMMARY)) as f:
+            steps += json.load(f)["replica_steps"]
+    return {"results": res, "replica_steps": steps}
+
+
+def _name(cfg: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in results.hyperparameters(cfg).items())
+
+
+def main(argv):
+    del argv
+    times = {}
+    if not FLAGS.compare_only:
+        times["full"] = _sweep("full", [])
+        times["halving"] = _sweep("halving", [
+            f"--config.train.halving.min_epochs={FLAGS.min_epochs}",
+            f"--config.train.halving.eta={FLAGS.eta}"])
+    full, halved = _read("full"), _read("halving")
+    best_full = full["results"]["configurations"][0]
+    best_halved = halved["results"]["configurations"][0]
+    key = results.config_key
+
+    def members(res, cfg):
+        return [r for r in res["runs"] if key(r) == key(results.hyperparameters(cfg))]
+
+    test = compare.paired_images(
+        compare.per_case_mean([r.get("case_dice") for r in members(full["results"], best_full)]),
+        compare.per_case_mean([r.get("case_dice")
+                               for r in members(halved["results"], best_halved)]))
+    out = {
+        "experiment": FLAGS.experiment, "min_epochs": FLAGS.min_epochs, "eta": FLAGS.eta,
+        "date": time.strftime("%Y-%m-%d"), "device": f"{os.cpu_count()} CPU cores "
+        f"({platform.processor() or platform.machine()})", "jax": jax.__version__,
+        "wall_s": times or None,
+        "replica_steps": {"full": full["replica_steps"], "halving": halved["replica_steps"]},
+        "steps_share": halved["replica_steps"] / full["replica_steps"],
+        "wall_share": times["halving"] / times["full"] if times else None,
+        "best_full": {"config": _name(best_full), "dice": best_full.get("dice_mean")},
+        "best_halving": {"config": _name(best_halved), "dice": best_halved.get("dice_mean")},
+        "same_best": key(results.hyperparameters(best_full))
+        == key(results.hyperparameters(best_halved)),
+        "paired_images": test,
+        "pruned_runs": sum(r["status"] == "pruned" for r in halved["results"]["runs"]),
+    }
+    with open(os.path.join(FLAGS.workdir, "halving_compare.json"), "w") as f:
+        json.dump(out, f, indent=1)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,111 @@
+"""Successive halving inside a cohort: the rungs, who competes at a rung, who goes on.
+
+``train.halving.min_epochs`` > 0 turns it on. Rungs are at epochs ``min_epochs * eta**k``
+(k = 0, 1, ... while below ``train.epochs``); at each rung the cohort's *configurations*
+still running are ranked by the mean, over their seeds and folds, of each replica's best
+``train.halving.metric`` so far, and only the top ``max(1, n // eta)`` of the ``n`` go on
+(the rule of Hyperband, Li et al. 2018, and Optuna's ``SuccessiveHalvingPruner``); the
+others' replicas get the status ``pruned``, keeping their best weights, history and
+checkpoint. The seeds and folds of one configuration are ranked and stopped together, so a
+results table keeps its n.
+
+The ranking group is the cohort, not the whole grid: a sweep trains its cohorts one after
+another (or in separate launches, on separate machines), so a grid-wide rung would need
+every cohort to pause at it, and an asynchronous rule (ASHA) would make a configuration's
+fate depend on the order the cohorts ran in. Within a cohort every configuration reaches a
+rung in the same epoch, so the decision is the synchronous one of the papers and does not
+depend on the run order, a resume or the device count.
+
+The tracker (:mod:`jaxseg.engine.tracker`) applies :func:`survivors` at each rung; the
+planner's ``--dry_run`` estimate uses :func:`replica_epochs`.
+"""
+
+import json
+
+import numpy as np
+
+from jaxseg.errors import JaxsegError
+from jaxseg.hparams import REPEAT_AXES
+
+
+def rungs(epochs: int, min_epochs: int, eta: int) -> tuple[int, ...]:
+    """The rung epochs ``min_epochs * eta**k`` below ``epochs`` (empty when halving is off).
+
+    Example: ``rungs(50, 2, 3) == (2, 6, 18)``.
+    """
+    if min_epochs <= 0:
+        return ()
+    out, e = [], int(min_epochs)
+    while e < epochs:
+        out.append(e)
+        e *= int(eta)
+    return tuple(out)
+
+
+def keep_count(n: int, eta: int) -> int:
+    """How many of ``n`` competing configurations go on past a rung: ``max(1, n // eta)``."""
+    return max(1, n // int(eta))
+
+
+def configuration_groups(overrides: list[dict]) -> tuple[int, ...]:
+    """The configuration of each replica: replicas that differ only in seed or fold share one.
+
+    Returns:
+      One group number per replica, numbered in order of first appearance.
+    """
+    keys: dict[str, int] = {}
+    out = []
+    for o in overrides:
+        key = json.dumps({k: v for k, v in o.items() if k not in REPEAT_AXES}, sort_keys=True,
+                         default=str)
+        out.append(keys.setdefault(key, len(keys)))
+    return tuple(out)
+
+
+def survivors(scores: dict[int, float], eta: int) -> set[int]:
+    """The configurations that go on past a rung.
+
+    Args:
+      scores: ``{group: mean score}`` of the configurations competing (higher is better;
+        a NaN or -inf score ranks last).
+      eta: the reduction factor.
+
+    Returns:
+      The top ``keep_count(len(scores), eta)`` groups; ties go to the lower group number.
+    """
+    ranked = sorted(scores, key=lambda g: (-_finite(scores[g]), g))
+    return set(ranked[:keep_count(len(ranked), eta)])
+
+
+def _finite(x: float) -> float:
+    return x if np.isfinite(x) else -np.inf
+
+
+def replica_epochs(groups: tuple[int, ...], epochs: int, rung_epochs: tuple[int, ...],
+                   eta: int) -> int:
+    """Epochs the replicas train in all if every rung prunes as planned (no early stopping).
+
+    Used by the ``--dry_run`` estimate: early stopping and divergence can only lower it.
+    """
+    sizes = np.bincount(np.asarray(groups, int)) if len(groups) else np.zeros(0, int)
+    alive = list(range(len(sizes)))  # the survivors are unknown: count by group sizes,
+    total, start = 0, 0  # the largest groups kept (the most replicas: the upper estimate)
+    for rung in rung_epochs:
+        total += int(sizes[alive].sum()) * (rung - start)
+        alive = sorted(alive, key=lambda g: -sizes[g])[:keep_count(len(alive), eta)]
+        start = rung
+    return total + int(sizes[alive].sum()) * (epochs - start)
+
+
+def validate(halving) -> None:
+    """Checks ``train.halving``'s fields.
+
+    Raises:
+      JaxsegError: naming the field.
+    """
+    if int(halving.min_epochs) < 0:
+        raise JaxsegError(f"train.halving.min_epochs={halving.min_epochs} must be >= 0 "
+                          "(0: no successive halving)")
+    if int(halving.eta) < 2:
+        raise JaxsegError(f"train.halving.eta={halving.eta} must be >= 2 (the top 1/eta of "
+                          "the configurations go on at each rung)")
