@@ -11,7 +11,13 @@ the results tables (``jaxseg.sweep.compare``; with one seed the seed test has no
 Command (the measurements in docs/studies/<study>/halving.md):
   python benchmarks/halving_compare.py --experiment=experiments/optimizer_lr.py \\
       --workdir=runs/halving_optimizer_lr --min_epochs=2 --eta=3
-``--compare_only`` re-reads two finished workdirs without training.
+``--compare_only`` re-reads two finished workdirs without training. A grid that is a subset
+of another's (``experiments/lr_search.py`` stage 1 is ``optimizer_lr``'s Adam, SGD, RMSProp
+and Adagrad cohorts, the same computations) can be compared with the larger grid's full run
+restricted to those cohorts, on both sides:
+  python benchmarks/halving_compare.py --compare_only --workdir=runs/halving_optimizer_lr \
+      --cohorts=c000,c002,c003,c004
+Times are then each cohort's ``process_time_s`` summed (both sides), not a launch's wall time.
 """
 
 import json
@@ -33,6 +39,7 @@ flags.DEFINE_integer("min_epochs", 2, "train.halving.min_epochs of the halving r
 flags.DEFINE_integer("eta", 3, "train.halving.eta of the halving run.")
 flags.DEFINE_bool("compare_only", False, "Only compare the two workdirs already there.")
 flags.DEFINE_multi_string("extra", [], "More flags for both sweeps.")
+flags.DEFINE_list("cohorts", [], "--compare_only: only these cohorts of both runs.")
 FLAGS = flags.FLAGS
 
 
@@ -46,15 +53,22 @@ def _sweep(name: str, halving: list[str]) -> float:
     return time.time() - t0
 
 
-def _read(name: str) -> dict:
-    wd = os.path.join(FLAGS.workdir, name)
+def _read(wd: str, cohorts: list[str] | None = None) -> dict:
+    """A finished sweep's results (only ``cohorts``' runs when given) and summed cohort counts."""
     with open(os.path.join(wd, f"{workdir_lib.RESULTS}.json")) as f:
         res = json.load(f)
-    steps = 0
+    steps, seconds = 0, 0.0
     for c in workdir_lib.Workdir(wd).cohorts:
+        if cohorts and c.name not in cohorts:
+            continue
         with open(os.path.join(c.dir, workdir_lib.SUMMARY)) as f:
-            steps += json.load(f)["replica_steps"]
-    return {"results": res, "replica_steps": steps}
+            summary = json.load(f)
+        steps += summary["replica_steps"]
+        seconds += summary["process_time_s"]
+    if cohorts:
+        res["runs"] = [r for r in res["runs"] if r["cohort"] in cohorts]
+        res["configurations"] = results.configurations(res["runs"])
+    return {"results": res, "replica_steps": steps, "cohort_seconds": seconds}
 
 
 def _name(cfg: dict) -> str:
@@ -69,7 +83,8 @@ def main(argv):
         times["halving"] = _sweep("halving", [
             f"--config.train.halving.min_epochs={FLAGS.min_epochs}",
             f"--config.train.halving.eta={FLAGS.eta}"])
-    full, halved = _read("full"), _read("halving")
+    full = _read(os.path.join(FLAGS.workdir, "full"), FLAGS.cohorts)
+    halved = _read(os.path.join(FLAGS.workdir, "halving"), FLAGS.cohorts)
     best_full = full["results"]["configurations"][0]
     best_halved = halved["results"]["configurations"][0]
     key = results.config_key
@@ -89,6 +104,9 @@ def main(argv):
         "replica_steps": {"full": full["replica_steps"], "halving": halved["replica_steps"]},
         "steps_share": halved["replica_steps"] / full["replica_steps"],
         "wall_share": times["halving"] / times["full"] if times else None,
+        "cohort_seconds": {"full": full["cohort_seconds"], "halving": halved["cohort_seconds"]},
+        "cohort_seconds_share": halved["cohort_seconds"] / full["cohort_seconds"],
+        "cohorts": FLAGS.cohorts or "all",
         "best_full": {"config": _name(best_full), "dice": best_full.get("dice_mean")},
         "best_halving": {"config": _name(best_halved), "dice": best_halved.get("dice_mean")},
         "same_best": key(results.hyperparameters(best_full))
@@ -96,7 +114,8 @@ def main(argv):
         "paired_images": test,
         "pruned_runs": sum(r["status"] == "pruned" for r in halved["results"]["runs"]),
     }
-    with open(os.path.join(FLAGS.workdir, "halving_compare.json"), "w") as f:
+    name = "halving_compare" + ("_" + "_".join(FLAGS.cohorts) if FLAGS.cohorts else "")
+    with open(os.path.join(FLAGS.workdir, f"{name}.json"), "w") as f:
         json.dump(out, f, indent=1)
     print(json.dumps(out, indent=1))
 

@@ -107,12 +107,26 @@ def load_split(split):
     return torch.from_numpy(images[:, None]), torch.from_numpy(masks.astype(np.int64))
 
 
-def make_optimizer(model, lr, weight_decay):
-    """Adam; L2 on conv kernels only (coupled), like jaxseg's Adam + ``weight_decay``."""
+# jaxseg's optimizers (jaxseg/optim.py, defaults of jaxseg.configs.default) in torch: SGD
+# momentum 0.9, RMSProp decay 0.9 without momentum, Adagrad's accumulator from 0.1 (eps 1e-7),
+# Adadelta rho 0.9 (eps 1e-6).
+OPTIMIZERS = {
+    "adam": lambda groups, lr: torch.optim.Adam(groups, lr=lr, eps=1e-8),
+    "sgd": lambda groups, lr: torch.optim.SGD(groups, lr=lr, momentum=0.9),
+    "rmsprop": lambda groups, lr: torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1e-8),
+    "adagrad": lambda groups, lr: torch.optim.Adagrad(groups, lr=lr, eps=1e-7,
+                                                      initial_accumulator_value=0.1),
+    "adamax": lambda groups, lr: torch.optim.Adamax(groups, lr=lr, eps=1e-8),
+    "adadelta": lambda groups, lr: torch.optim.Adadelta(groups, lr=lr, rho=0.9, eps=1e-6),
+}
+
+
+def make_optimizer(model, lr, weight_decay, name="adam"):
+    """Optimizer ``name``; L2 on conv kernels only (coupled), like jaxseg's ``weight_decay``."""
     kernels = [p for p in model.parameters() if p.ndim >= 2]
     others = [p for p in model.parameters() if p.ndim < 2]
-    return torch.optim.Adam([{"params": kernels, "weight_decay": weight_decay},
-                             {"params": others, "weight_decay": 0.0}], lr=lr)
+    return OPTIMIZERS[name]([{"params": kernels, "weight_decay": weight_decay},
+                             {"params": others, "weight_decay": 0.0}], lr)
 
 
 def _flip(x, y, dim, gen):
@@ -131,6 +145,25 @@ def train_step(model, opt, x, y, gen):
     loss.backward()
     opt.step()
     return loss.item()
+
+
+def train_epoch(model, opt, images, labels, gen, batch_size):
+    """One epoch: full batches, the last one wrapping around to the first images (as jaxseg)."""
+    order = torch.randperm(len(images), generator=gen)
+    steps = -(-len(images) // batch_size)
+    order = order[torch.arange(steps * batch_size) % len(images)].reshape(steps, batch_size)
+    for idx in order:
+        train_step(model, opt, images[idx], labels[idx], gen)
+
+
+@torch.no_grad()
+def val_loss(model, images, labels):
+    """The loss over the split (mean over batches of 16, weighted by their size)."""
+    model.eval()
+    total = sum(loss_fn(model(images[i:i + 16]), labels[i:i + 16]).item() * len(images[i:i + 16])
+                for i in range(0, len(images), 16))
+    model.train()
+    return total / len(images)
 
 
 @torch.no_grad()
@@ -173,12 +206,7 @@ def main(argv):
     val_images, val_labels = load_split("val")
     best, best_epoch = -1.0, 0
     for epoch in range(FLAGS.epochs):
-        # Full batches, the last one wrapping around to the first images (as jaxseg does).
-        order = torch.randperm(len(images), generator=gen)
-        steps = -(-len(images) // B)
-        order = order[torch.arange(steps * B) % len(images)].reshape(steps, B)
-        for idx in order:
-            train_step(model, opt, images[idx], labels[idx], gen)
+        train_epoch(model, opt, images, labels, gen, B)
         d = dice(model, val_images, val_labels)
         if d > best:
             best, best_epoch = d, epoch + 1

@@ -46,6 +46,41 @@ HOST_REPLICA_FIELDS = (
 )
 
 
+# The class names of the cardiac sets (cmr96, acdc, the phantom), the default.
+CARDIAC_CLASSES = ("bg", "RV", "MYO", "LV")
+
+
+def resolve_classes(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Makes a config's classes follow from its masks, in place (idempotent).
+
+    A ``folder`` set with ``data.grey_levels`` has one class per grey level:
+    ``data.num_classes`` becomes their count. Names left at the cardiac default for another
+    class count become ``bg``, ``grey<level>`` (or ``class<c>`` without grey levels); names
+    given explicitly must name every class.
+
+    Returns:
+      The config.
+
+    Raises:
+      JaxsegError: if ``data.class_names`` names another number of classes.
+    """
+    from jaxseg.errors import JaxsegError
+
+    d = config.data
+    grey = d.grey_levels if d.name == "folder" else None
+    if grey is not None:
+        d.num_classes = len(grey)
+    n, names = int(d.num_classes), tuple(d.class_names)
+    if names == CARDIAC_CLASSES and n != len(CARDIAC_CLASSES):
+        d.class_names = ("bg",) + tuple(f"grey{g}" for g in grey[1:]) if grey is not None \
+            else ("bg",) + tuple(f"class{c}" for c in range(1, n))
+    elif len(names) != n:
+        raise JaxsegError(f"data.class_names {list(names)} name {len(names)} classes but the "
+                          f"data have {n}" + (f" (one per data.grey_levels {list(grey)})"
+                                              if grey is not None else " (data.num_classes)"))
+    return config
+
+
 def default() -> ml_collections.ConfigDict:
     """Returns the default config: a small U-Net on the built-in phantom data."""
     c = ml_collections.ConfigDict()
@@ -55,12 +90,13 @@ def default() -> ml_collections.ConfigDict:
     d.name = "phantom"  # phantom | cmr96 | acdc | folder
     d.source_dir = ""  # raw data folder for cmr96 / acdc / folder
     d.tfds_dir = os.environ.get("JAXSEG_TFDS_DIR", "~/.cache/jaxseg/tensorflow_datasets")
-    d.num_classes = 4  # including background
-    d.class_names = ("bg", "RV", "MYO", "LV")  # for tables and reports
+    d.num_classes = 4  # including background; folder: follows grey_levels when they are given
+    d.class_names = CARDIAC_CLASSES  # for tables and reports (other class counts: class1...)
     d.grey_levels = ml_collections.FieldReference(None, field_type=tuple)  # folder masks
     d.train_split = "train"
     d.val_split = "val"
-    d.image_size = 96  # crop/pad every image to this side; 0 keeps the files' size
+    d.image_size = 96  # every image is fitted to this side (data.fit); 0 keeps the files' size
+    d.fit = "crop"  # crop (centre crop/pad to image_size) | resize (scale; masks nearest)
     d.scaling = "none"  # none | minmax | percentile (per image)
     d.clahe = False
     d.clahe_clip_limit = 0.01

@@ -127,22 +127,30 @@ def _prepare(image: np.ndarray, config) -> np.ndarray:
     if d.clahe:
         image = preprocess.clahe(image, d.clahe_clip_limit, d.clahe_tiles)
     if int(d.image_size) > 0:
-        image = preprocess.crop_or_pad(image, int(d.image_size))
+        image = preprocess.fit(image, int(d.image_size), d.fit)
     return image
 
 
-def _check_size(case: Case, config) -> None:
+def _check_sizes(cases: list[Case], config) -> None:
+    """Refuses sizes the model cannot take; says once how many inputs are fitted, and how."""
     step = 2 ** int(config.model.depth)
-    h, w = case.images.shape[1:]
     size = int(config.data.image_size)
-    if size <= 0 and (h % step or w % step):
-        raise JaxsegError(f"image {case.name} is {w}x{h}; this model (depth "
-                          f"{config.model.depth}, data.image_size=0) needs sides divisible by "
-                          f"{step}")
-    if size > 0 and (h > size or w > size):
-        logging.warning("image %s is %dx%d, larger than the model's %dx%d input: it is "
-                        "centre-cropped and pixels outside are labelled background", case.name,
-                        w, h, size, size)
+    other = []
+    for case in cases:
+        h, w = case.images.shape[1:]
+        if size <= 0 and (h % step or w % step):
+            raise JaxsegError(f"image {case.name} is {w}x{h}; this model (depth "
+                              f"{config.model.depth}, data.image_size=0) needs sides divisible "
+                              f"by {step}")
+        if size > 0 and (h, w) != (size, size):
+            other.append(case.name)
+    if other:
+        how = ("centre-cropped and/or padded; predicted pixels outside the crop are "
+               "background" if config.data.fit == "crop" else
+               "resized, and their predictions resized back (nearest neighbour)")
+        logging.warning("%d of %d input(s) (%s first) are not the model's %dx%d: %s "
+                        "(data.fit=%s, as in training)", len(other), len(cases), other[0],
+                        size, size, how, config.data.fit)
 
 
 def case_metrics(pred: np.ndarray, labels: np.ndarray, config) -> dict:
@@ -194,12 +202,12 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
     lut = np.array(grey if grey else range(model.num_classes), np.uint8)
     colours = drawing.class_colours(config.data.class_names)
     rows, total, per_case_hd = [], None, []
+    _check_sizes(cases, config)
     for case in cases:
-        _check_size(case, config)
         prepared = np.stack([_prepare(im, config) for im in case.images])
         pred = model.segment(prepared)
-        pred = np.stack([preprocess.crop_or_pad(p, im.shape) for p, im in
-                         zip(pred, case.images, strict=True)])
+        pred = np.stack([preprocess.fit(p, im.shape, config.data.fit, labels=True)
+                         for p, im in zip(pred, case.images, strict=True)])
         shown = np.stack([preprocess.scale(im, config.data.scaling) for im in case.images])
         if case.kind == "png":
             names = [case.name]

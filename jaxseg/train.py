@@ -52,6 +52,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 def _train_and_evaluate(config, workdir, overrides, label):
     t_start = time.time()
+    configs.resolve_classes(config)
     validation.validate(config, overrides)
     os.makedirs(workdir, exist_ok=True)
     identity = {"config": configs.identity(config), "overrides": [dict(o) for o in overrides]}

@@ -51,6 +51,7 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
     replicas.compiler_options(t.xla_options)
     models.validate(config.model, int(config.data.num_classes))
     check_choice("data.scaling", config.data.scaling, preprocess.SCALINGS)
+    check_choice("data.fit", config.data.fit, preprocess.FITS)
     # Static choices read only once the data are loaded: refused before that.
     _choice("loss.ecn_counts", config.loss.ecn_counts, losses.ECN_COUNTS)
     _choice("eval.bf_convention", config.eval.bf_convention, metrics.BF_CONVENTIONS)

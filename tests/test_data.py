@@ -88,6 +88,58 @@ def test_folder_grey_levels(tmp_path, tfds_dir):
     assert d.train.labels[0, 2, 0] == 1 and d.train.labels[0, 6, 0] == 2
 
 
+def test_folder_classes_from_grey_levels_16_bit_and_resize(tmp_path, tfds_dir, caplog):
+    """A folder of 16-bit 12x12 MR-like images: classes from the grey levels, intensities from
+    each image's own range, sizes fitted by resizing (each said once)."""
+    for i in range(2):
+        image = np.zeros((12, 12), np.uint16)
+        image[:, 6:] = 2000 + 100 * i  # raw values a 16-bit scanner export might hold
+        (tmp_path / "images").mkdir(exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "images" / f"img{i}.png")
+        mask = np.zeros((12, 12))
+        mask[:, 6:] = 200
+        write_png(tmp_path / "masks" / f"img{i}.png", mask)
+    c = data_cfg("folder", tfds_dir, source_dir=str(tmp_path), grey_levels=(0, 200),
+                 image_size=6, fit="resize", val_split="train")
+    config = configs.default()
+    config.data = c
+    configs.resolve_classes(config)  # num_classes left at 4: it follows the 2 grey levels
+    assert c.num_classes == 2 and tuple(c.class_names) == ("bg", "grey200")
+    import logging
+    with caplog.at_level(logging.INFO):
+        d = datasets.load(c)
+    # 12x12 -> 6x6 by resizing, not cropping: the right half is still the structure.
+    assert d.train.labels.shape == (2, 6, 6)
+    np.testing.assert_array_equal(d.train.labels[0], np.repeat([[0] * 3 + [1] * 3], 6, 0))
+    # Percentile scaling of 0 and 2000: the structure is at 1.0, not 2000 / 65535 = 0.03.
+    assert d.train.images[0, 0, 5, 0] == pytest.approx(1.0) and d.train.images.min() == 0.0
+    assert "scaled per image from their (0.5, 99.5) percentiles" in caplog.text
+    assert "2 of 2 images (img0 first) are not 6x6: resized" in caplog.text
+    config.data.class_names = ("bg", "LV", "RV")
+    with pytest.raises(JaxsegError, match=r"data.class_names \['bg', 'LV', 'RV'\] name 3 "
+                       r"classes but the data have 2 \(one per data.grey_levels \[0, 200\]\)"):
+        configs.resolve_classes(config)
+
+
+def test_wide_images_fit_and_default_names_by_hand():
+    # uint16 0..1000 in steps of 10 (101 values): percentiles 0.5 and 99.5 are 5 and 995.
+    a = (np.arange(101) * 10).astype(np.uint16).reshape(1, 101)
+    u = readers.image_to_unit(a)
+    assert u[0, 0] == 0.0 and u[0, -1] == 1.0
+    assert u[0, 50] == pytest.approx((500 - 5) / 990)
+    np.testing.assert_array_equal(readers.image_to_unit(np.array([[0, 255]], np.uint8)),
+                                  [[0.0, 1.0]])
+    # Labels resize by nearest neighbour (never a class between two others); back again.
+    lab = np.array([[0, 0, 3, 3]] * 4, np.uint8)
+    small = preprocess.fit(lab, 2, "resize", labels=True)
+    np.testing.assert_array_equal(small, [[0, 3], [0, 3]])
+    np.testing.assert_array_equal(preprocess.fit(small, (4, 4), "resize", labels=True), lab)
+    assert preprocess.fit(lab, 2, "crop").tolist() == [[0, 3], [0, 3]]
+    config = configs.default()
+    config.data.num_classes = 2  # not a folder: no grey levels to name them by
+    assert configs.resolve_classes(config).data.class_names == ("bg", "class1")
+
+
 def test_heart_crop_by_hand():
     image = np.arange(36, dtype=np.float32).reshape(6, 6)
     label = np.zeros((6, 6), np.uint8)

@@ -97,6 +97,14 @@ def test_export_and_predict_reproduce_the_sweeps_evaluation(sweep, tmp_path, tfd
         png = np.asarray(Image.open(os.path.join(pred_dir, f"{case}_pred.png")))
         np.testing.assert_array_equal(png, own[i], err_msg=case)
     assert os.path.exists(os.path.join(pred_dir, f"{val.ids[0]}_overlay.png"))
+    # Each image's Dice as predict scores it is the one the paired per-image test of the
+    # results tables uses (case_dice, keyed by the image's index in the val split).
+    with open(os.path.join(pred_dir, "predictions.json")) as f:
+        by_case = {c["case"]: c["dice"] for c in json.load(f)["cases"]}
+    for i, case in enumerate(val.ids):
+        want = run["case_dice"][str(i)]
+        assert (by_case[case] is None) == (want is None), case
+        assert want is None or by_case[case] == pytest.approx(want, rel=1e-9), case
 
 
 def test_predict_segments_unlabelled_test_images(sweep, tmp_path, tfds_dir, xla_cache):

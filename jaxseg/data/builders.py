@@ -29,11 +29,14 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 from jaxseg.data import phantom, readers
 from jaxseg.errors import JaxsegError
 
-_VERSION = tfds.core.Version("1.0.0")
+# 1.1.0 (2026-12-01): integer images wider than 8 bits are scaled per image from their
+# percentiles (readers.image_to_unit), no longer by 65535; 8-bit data prepare as in 1.0.0.
+_VERSION = tfds.core.Version("1.1.0")
 tfds.disable_progress_bar()  # jaxseg reports its own progress; TFDS bars garble logs
 
 
@@ -112,8 +115,14 @@ def _png_examples(image_dir: str, mask_dir: str | None, num_classes: int, grey_l
     images = readers.png_files(image_dir)
     if not images:
         raise JaxsegError(f"no PNG images in {image_dir}")
+    said = False  # the wide-image scaling is said once per folder
     for path in images:
         raw = readers.read_png(path)
+        if raw.dtype != np.uint8 and not said:
+            said = True
+            logging.info("%s: %s images (%s first) are scaled per image from their %s "
+                         "percentiles to [0, 1], not by their type's range", image_dir,
+                         raw.dtype, os.path.basename(path), readers.WIDE_PERCENTILES)
         mask_path = readers.find_mask(mask_dir, path) if mask_dir else None
         if mask_path is None:
             if require_masks:

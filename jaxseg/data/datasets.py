@@ -13,9 +13,15 @@ import re
 
 import ml_collections
 import numpy as np
+from absl import logging
 
 from jaxseg.data import builders, preprocess
 from jaxseg.errors import JaxsegError
+
+# How each data.fit brings an image of another size to data.image_size, in words.
+FIT_SAID = {"crop": "centre-cropped and/or zero-padded (a structure off centre may be cut; "
+                    "data.fit=resize scales instead)",
+            "resize": "resized (images linearly, masks by nearest neighbour)"}
 
 
 @dataclasses.dataclass
@@ -108,10 +114,16 @@ def to_split(images, labels, ids, cfg: ml_collections.ConfigDict) -> Split:
       cfg: the ``data`` config (``image_size``, ``scaling``, ``clahe*``).
 
     Returns:
-      The split, every image cropped/padded to ``image_size``.
+      The split, every image fitted to ``image_size`` (``data.fit``: centre crop/pad or
+      resize; said once per split when some images are another size).
     """
     size = int(cfg.image_size)
     out_images, out_labels = [], []
+    other = [n for im, n in zip(images, ids, strict=True) if size > 0
+             and im.shape != (size, size)]
+    if other:
+        logging.info("data: %d of %d images (%s first) are not %dx%d: %s (data.fit=%s)",
+                     len(other), len(images), other[0], size, size, FIT_SAID[cfg.fit], cfg.fit)
     labelled = all(lab.size for lab in labels)
     if not labelled and any(lab.size for lab in labels):
         raise JaxsegError("a split mixes labelled and unlabelled images")
@@ -123,8 +135,8 @@ def to_split(images, labels, ids, cfg: ml_collections.ConfigDict) -> Split:
         if cfg.clahe:
             image = preprocess.clahe(image, cfg.clahe_clip_limit, cfg.clahe_tiles)
         if size > 0:
-            image = preprocess.crop_or_pad(image, size)
-            label = preprocess.crop_or_pad(label, size) if labelled else label
+            image = preprocess.fit(image, size, cfg.fit)
+            label = preprocess.fit(label, size, cfg.fit, labels=True) if labelled else label
         out_images.append(image)
         out_labels.append(label)
     split = Split(np.stack(out_images)[..., None].astype(np.float32),

@@ -1,4 +1,4 @@
-"""Host-side pre-processing applied once when a dataset is loaded: scaling, CLAHE, crop/pad.
+"""Host-side pre-processing applied once when a dataset is loaded: scaling, CLAHE, size fit.
 
 These run in NumPy before the data moves to the device, so they cost nothing per
 epoch; anything random (augmentation) happens on the device instead
@@ -10,6 +10,7 @@ import numpy as np
 from jaxseg.errors import check_choice
 
 SCALINGS = ("none", "minmax", "percentile")
+FITS = ("crop", "resize")
 
 
 def scale(image: np.ndarray, mode: str) -> np.ndarray:
@@ -52,6 +53,35 @@ def clahe(image: np.ndarray, clip_limit: float, tiles: int) -> np.ndarray:
     kernel = (max(image.shape[0] // tiles, 2), max(image.shape[1] // tiles, 2))
     return exposure.equalize_adapthist(np.clip(image, 0, 1), kernel_size=kernel,
                                        clip_limit=clip_limit).astype(np.float32)
+
+
+def fit(arr: np.ndarray, size, mode: str, labels: bool = False) -> np.ndarray:
+    """Fits the last two axes of ``arr`` to ``size`` by ``data.fit``'s rule.
+
+    ``crop``: :func:`crop_or_pad` (centre crop and/or zero pad; the scale is kept).
+    ``resize``: scaled to the size (scikit-image's ``resize``), linearly for images (with
+    anti-aliasing when shrinking), by nearest neighbour for label maps. Either way, fitting
+    the output back to the input's shape is how predictions return to an input's size.
+
+    Args:
+      arr: an array ``(..., H, W)``.
+      size: the output side, or ``(height, width)``.
+      mode: ``crop`` or ``resize``.
+      labels: whether ``arr`` holds labels (never interpolated).
+
+    Returns:
+      An array ``(..., height, width)`` of ``arr``'s dtype.
+    """
+    check_choice("data.fit", mode, FITS)
+    shape = (size, size) if np.isscalar(size) else tuple(size)[-2:]
+    if mode == "crop" or tuple(arr.shape[-2:]) == shape:
+        return crop_or_pad(arr, shape)
+    from skimage.transform import resize
+
+    shrink = shape[0] < arr.shape[-2] or shape[1] < arr.shape[-1]
+    out = resize(arr, arr.shape[:-2] + shape, order=0 if labels else 1, mode="edge",
+                 preserve_range=True, anti_aliasing=shrink and not labels)
+    return out.astype(arr.dtype)
 
 
 def crop_or_pad(arr: np.ndarray, size, fill=0) -> np.ndarray:

@@ -102,10 +102,26 @@ def read_png(path: str) -> np.ndarray:
     return arr
 
 
+# Integer images wider than 8 bits (16-bit PNG, DICOM pixel data) have no fixed intensity
+# range in MRI: a file's values may span 0..800 or 0..30000. They are scaled per image from
+# these percentiles to [0, 1], clipped, the usual robust rescaling of MR intensities.
+WIDE_PERCENTILES = (0.5, 99.5)
+
+
 def image_to_unit(arr: np.ndarray) -> np.ndarray:
-    """Scales an integer image to float32 in [0, 1] by its dtype's range (uint8: /255)."""
+    """Scales an image to float32 in [0, 1].
+
+    8-bit (and boolean) images by their range (``/ 255``); wider integer images per image
+    from their :data:`WIDE_PERCENTILES` to 0 and 1, clipped (a constant image becomes 0);
+    float images are kept as they are.
+    """
+    if arr.dtype in (np.uint8, np.bool_):
+        return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
     if np.issubdtype(arr.dtype, np.integer):
-        return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max)
+        lo, hi = (float(v) for v in np.percentile(arr, WIDE_PERCENTILES))
+        if hi <= lo:
+            return np.zeros(arr.shape, np.float32)
+        return np.clip((arr.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
     return arr.astype(np.float32)
 
 
