@@ -14,6 +14,12 @@ Expected (23 min 45 s + 32 min 40 s, 2 CPU cores, 2026-11-23): stage 1 best: Ada
 RMSProp 1e-3 0.869, SGD+m 1e-1 0.861, Adagrad 1e-1 0.852; after stage 2: RMSProp 4e-3 0.900,
 Adam 5e-3 0.897, SGD+m 0.2 0.885, Adagrad 0.4 0.873 (1 seed).
 Notes, tables and figures: docs/studies/lr_search1/
+
+Stage 1 with successive halving (min_epochs 2, eta 2), from the same cohorts of
+optimizer_lr.py's side-by-side launch (2026-12-01, 2 CPU cores, commit b1f03a5): 34.7% of
+the replica-steps and 40.5% of the cohort time; best RMSProp 1e-3 0.869, not distinguishable
+from the full grid's Adam 1e-2 0.888 (Wilcoxon over 20 images p = 0.13).
+docs/studies/lr_search1/halving/
 """
 
 import json

@@ -14,6 +14,13 @@ Expected (37 min 14 s, 2 CPU cores, 2026-11-23): best rate each: Adamax 1e-2 0.8
 0.852, Adadelta 1e-1 0.375; 1e-5 and 1e-4 learn nothing in 11 epochs; the 20 runs it shares
 with lr_search stage 1 repeat it to the last digit (1 seed).
 Notes, tables and figures: docs/studies/optimizer_lr/
+
+With successive halving (--config.train.halving.min_epochs=2 --config.train.halving.eta=2):
+measured side by side with the full grid (2026-12-01, 2 CPU cores, commit b1f03a5,
+benchmarks/halving_compare.py): 34.4% of its replica-steps, 40.5% of its wall time, 28 of 35
+runs pruned; best RMSProp 1e-3 0.869, which the paired per-image test tells from the full
+grid's best (Adamax 1e-2 0.895, pruned at epoch 2 with Adam's and AdamW's 1e-2: p = 0.014).
+docs/studies/optimizer_lr/halving/
 """
 
 from jaxseg import configs
