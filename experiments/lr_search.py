@@ -18,8 +18,9 @@ Notes, tables and figures: docs/studies/lr_search1/
 Stage 1 with successive halving (min_epochs 2, eta 2), from the same cohorts of
 optimizer_lr.py's side-by-side launch (2026-12-01, 2 CPU cores, commit b1f03a5): 34.7% of
 the replica-steps and 40.5% of the cohort time; best RMSProp 1e-3 0.869, not distinguishable
-from the full grid's Adam 1e-2 0.888 (Wilcoxon over 20 images p = 0.13).
-docs/studies/lr_search1/halving/
+from the full grid's Adam 1e-2 0.888 (Wilcoxon over 20 images p = 0.13). The PyTorch
+reference under Optuna (benchmarks/optuna_peer.py, same grid and rungs, same evening): 400 s
+against jaxseg's 943 s, best Adagrad 1e-1 0.858. docs/studies/lr_search1/halving/
 """
 
 import json

@@ -165,20 +165,22 @@ def _no_big_files():  # in the child: files over 200 KB fail to write (EFBIG), n
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
 
-def test_full_disk_at_checkpoint_time_then_resume(tmp_path, tfds_dir):
-    # No compilation cache: its files would hit the limit first.
-    base = [sys.executable, "-m", "jaxseg.main", "train", *CLI, "--config.train.epochs=3",
+def test_full_disk_at_checkpoint_time_then_resume(tmp_path, tfds_dir, xla_cache):
+    base = [sys.executable, "-m", "jaxseg.main", "train", *CLI, "--config.train.epochs=2",
             "--config.model.base_width=16",  # ~1 MB of state: the checkpoint write fails
-            f"--config.data.tfds_dir={tfds_dir}", "--compilation_cache="]
+            f"--config.data.tfds_dir={tfds_dir}"]
+    cached = [*base, f"--compilation_cache={xla_cache}"]  # the re-run compiles nothing
     ref, wd = tmp_path / "ref", tmp_path / "run"
     kw = dict(cwd=ROOT, text=True, capture_output=True, timeout=600)
-    assert subprocess.run([*base, f"--workdir={ref}"], **kw).returncode == 0  # data prepared
-    full = subprocess.run([*base, f"--workdir={wd}"], preexec_fn=_no_big_files, **kw)
+    assert subprocess.run([*cached, f"--workdir={ref}"], **kw).returncode == 0  # data prepared
+    # No compilation cache in the run with the size limit: its files would hit it first.
+    full = subprocess.run([*base, "--compilation_cache=", f"--workdir={wd}"],
+                          preexec_fn=_no_big_files, **kw)
     last = full.stderr.strip().splitlines()[-1]
     assert full.returncode == 2, full.stderr[-2000:]
     assert last.startswith("jaxseg: error: cannot write checkpoint step 1") and "resumes" in last
     assert "Traceback" not in full.stderr
-    again = subprocess.run([*base, f"--workdir={wd}"], **kw)
+    again = subprocess.run([*cached, f"--workdir={wd}"], **kw)
     assert again.returncode == 0, again.stderr[-2000:]
     assert history(wd) == history(ref)
 
