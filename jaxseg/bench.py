@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg import hparams
+from jaxseg import configs, hparams
 from jaxseg.data import datasets
 from jaxseg.engine.cohort import build_cohort
 
@@ -130,6 +130,7 @@ def strategy_table(config, replica_counts, strategies, repeats: int = 3) -> list
       ``one_by_one_s`` is R times the single-replica step and ``speedup`` is
       ``one_by_one_s / step_s`` (>= 1: the cohort beats running replicas one by one).
     """
+    configs.resolve_classes(config)
     data = datasets.load(config.data)
     cases = [(1, "unroll")] + [(r, st) for r in replica_counts for st in strategies
                                if r > 1 or st == "vmap"]

@@ -7,6 +7,7 @@ compiled program and needs its own cohort.
 """
 
 import copy
+import json
 
 import ml_collections
 import numpy as np
@@ -16,6 +17,16 @@ from jaxseg.errors import JaxsegError
 
 # Override fields that repeat a configuration rather than define it: its seeds and folds.
 REPEAT_AXES = ("seed", "data.fold")
+
+
+def configuration_key(values: dict) -> str:
+    """Which configuration dotted ``values`` define: them without seed and fold, as JSON.
+
+    Runs (or replicas) with the same key differ only in what repeats a configuration; the
+    results tables aggregate them, and successive halving ranks and stops them together.
+    """
+    return json.dumps({k: v for k, v in values.items() if k not in REPEAT_AXES},
+                      sort_keys=True, default=str)
 
 
 def is_replica_field(key: str, config: ml_collections.ConfigDict) -> bool:

@@ -99,7 +99,7 @@ def _train(argv_rest):
 
     if not flags.FLAGS.workdir:
         raise JaxsegError("--workdir is required")
-    config, runs = configs.resolve_classes(flags.FLAGS.config), _experiment()
+    config, runs = flags.FLAGS.config, _experiment()
     cohorts = plan.plan(config, runs, max_replicas=0)
     if len(cohorts) > 1:
         why = ("do not fit in device memory as one cohort"

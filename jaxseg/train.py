@@ -169,8 +169,9 @@ def _train_and_evaluate(config, workdir, overrides, label):
                "strategy": cohort.strategy, "loop": cohort.loop,
                "halving": {"rungs": list(policy.rungs), "eta": policy.eta,
                            "metric": policy.rank} if policy.rungs else None,
-               # The replica-steps every launch together computed: each replica's epochs
-               # trained times its steps per epoch.
+               # Each replica's own training, summed over launches: its epochs trained
+               # times its steps per epoch (under vmap/unroll the device also steps frozen
+               # and short replicas, masked; under sequential it skips them).
                "replica_steps": int(sum(len(rec.train_loss) * int(n) for rec, n in zip(
                    track.replicas, np.ceil(built.member.sum(1) / int(config.train.batch_size)),
                    strict=True))),

@@ -115,8 +115,10 @@ def image_to_unit(arr: np.ndarray) -> np.ndarray:
     from their :data:`WIDE_PERCENTILES` to 0 and 1, clipped (a constant image becomes 0);
     float images are kept as they are.
     """
-    if arr.dtype in (np.uint8, np.bool_):
-        return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
     if np.issubdtype(arr.dtype, np.integer):
         lo, hi = (float(v) for v in np.percentile(arr, WIDE_PERCENTILES))
         if hi <= lo:

@@ -20,12 +20,10 @@ The tracker (:mod:`jaxseg.engine.tracker`) applies :func:`survivors` at each run
 planner's ``--dry_run`` estimate uses :func:`replica_epochs`.
 """
 
-import json
-
 import numpy as np
 
 from jaxseg.errors import JaxsegError
-from jaxseg.hparams import REPEAT_AXES
+from jaxseg.hparams import configuration_key
 
 
 def rungs(epochs: int, min_epochs: int, eta: int) -> tuple[int, ...]:
@@ -54,12 +52,7 @@ def configuration_groups(overrides: list[dict]) -> tuple[int, ...]:
       One group number per replica, numbered in order of first appearance.
     """
     keys: dict[str, int] = {}
-    out = []
-    for o in overrides:
-        key = json.dumps({k: v for k, v in o.items() if k not in REPEAT_AXES}, sort_keys=True,
-                         default=str)
-        out.append(keys.setdefault(key, len(keys)))
-    return tuple(out)
+    return tuple(keys.setdefault(configuration_key(o), len(keys)) for o in overrides)
 
 
 def survivors(scores: dict[int, float], eta: int) -> set[int]:

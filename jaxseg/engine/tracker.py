@@ -224,8 +224,8 @@ class Tracker:
           The replicas pruned.
         """
         p = self.policy
-        groups = np.asarray(p.groups if len(p.groups) == len(self.replicas)
-                            else range(len(self.replicas)))
+        # No groups given (a policy built by hand): each replica is its own configuration.
+        groups = np.asarray(p.groups or range(len(self.replicas)))
         competing = sorted({int(groups[r]) for r, rec in enumerate(self.replicas)
                             if rec.status == RUNNING})
         if not competing:

@@ -134,8 +134,11 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
         0 means only the memory estimate limits it).
 
     Returns:
-      The cohorts, in order of their first run.
+      The cohorts, in order of their first run. ``config``'s classes are resolved in place
+      first (:func:`jaxseg.configs.resolve_classes`), so every cohort and the sweep's record
+      name the classes the masks have.
     """
+    configs.resolve_classes(config)
     groups: dict[str, list[int]] = {}
     resolved = []
     for i, o in enumerate(runs):

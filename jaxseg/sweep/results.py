@@ -133,8 +133,7 @@ def _is_hyperparameter(key):
 
 def config_key(row: dict) -> str:
     """The configuration a run belongs to: its hyperparameters except seed and fold (JSON)."""
-    key = {k: v for k, v in row.items() if _is_hyperparameter(k) and k not in REPEAT_AXES}
-    return json.dumps(key, sort_keys=True, default=str)
+    return hparams.configuration_key({k: v for k, v in row.items() if _is_hyperparameter(k)})
 
 
 def hyperparameters(aggregate: dict) -> dict:

@@ -38,8 +38,7 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
     Returns:
       The configuration table (None for a dry run, or while cohorts are left to train).
     """
-    configs.resolve_classes(config)
-    plans = plan_lib.plan(config, runs)
+    plans = plan_lib.plan(config, runs)  # resolves the config's classes first
     names = [p.name for p in plans]
     unknown = sorted(set(only or ()) - set(names))
     if unknown:
