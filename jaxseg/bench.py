@@ -19,13 +19,18 @@ import numpy as np
 
 from jaxseg import configs, hparams
 from jaxseg.data import datasets
+from jaxseg.engine import replicas
 from jaxseg.engine.cohort import build_cohort
 
 
 def _cohort(config, data, num_replicas, strategy, loop="step"):
-    """R replicas (weight decay and seed differ) on one device, built as training builds them."""
-    c = hparams.apply_overrides(config, {"train.strategy": strategy, "train.loop": loop,
-                                         "train.devices": 1})
+    """R replicas (weight decay and seed differ) on one device, built as training builds them.
+
+    ``strategy`` is a label (``sequential``, ``chunked:4``, ...: :func:`replicas.label`).
+    """
+    name, chunk = replicas.parse_label(strategy)
+    c = hparams.apply_overrides(config, {"train.strategy": name, "train.chunk": chunk,
+                                         "train.loop": loop, "train.devices": 1})
     overrides = [{"optim.weight_decay": 1e-4 * (r + 1), "seed": r} for r in range(num_replicas)]
     return build_cohort(c, overrides, data)
 
@@ -93,7 +98,22 @@ class _Program:
                 "memory_per_replica_mib": self.memory / 2**20 / self.R}
 
 
-def _interleave(programs: list[_Program], repeats: int) -> list[dict]:
+def program(config, data, num_replicas: int, strategy: str) -> _Program:
+    """One cohort's training step compiled and warmed up, ready to be timed.
+
+    Args:
+      config: the cohort's config.
+      data: the loaded dataset.
+      num_replicas: R.
+      strategy: a strategy label (``sequential``, ``vmap``, ``chunked:4``, ...).
+
+    Returns:
+      The program (``run()`` times one step of every replica; ``compile_s``, ``times``).
+    """
+    return _Program(config, data, num_replicas, strategy)
+
+
+def interleave(programs: list[_Program], repeats: int) -> list[dict]:
     """Times ``repeats`` rounds, each running every program once, in turn.
 
     This machine's speed drifts by up to 2x over minutes (other tenants); timing the
@@ -135,7 +155,7 @@ def strategy_table(config, replica_counts, strategies, repeats: int = 3) -> list
     cases = [(1, "unroll")] + [(r, st) for r in replica_counts for st in strategies
                                if r > 1 or st == "vmap"]
     programs = [_Program(config, data, r, st) for r, st in cases]
-    results = _interleave(programs, repeats)
+    results = interleave(programs, repeats)
     single = results[0]["step_s"]
     rows = []
     for (r, st), m in zip(cases, results, strict=True):
@@ -165,7 +185,7 @@ def variants_table(config, variants: dict, num_replicas: int = 1, strategy: str 
     data = datasets.load(config.data)
     programs = [_Program(hparams.apply_overrides(config, ov), data, num_replicas, strategy, o)
                 for ov, o in variants.values()]
-    results = _interleave(programs, repeats)
+    results = interleave(programs, repeats)
     ref = results[0]["step_s"]
     return [{"variant": name, "overrides": ov, "options": o, **m, "ratio": m["step_s"] / ref,
              "loss_sum": p.loss_sum}
@@ -203,7 +223,7 @@ def calibrate(plans, repeats: int = 5) -> dict:
             if data_key not in data_cache:
                 data_cache[data_key] = datasets.load(p.config.data)
             program = _Program(p.config, data_cache[data_key], 1, p.config.train.strategy)
-            step = _interleave([program], repeats)[0]["step_s"]
+            step = interleave([program], repeats)[0]["step_s"]
             timed[key] = {"rate": p.step_flops / step, "compile_s": program.compile_s,
                           "step_s": step}
         out[p.name] = timed[key]

@@ -15,8 +15,12 @@ trainer moves the damaged step aside into ``damaged_checkpoints/`` beside the ch
 
 Random keys are not stored: every key is derived from the replica's seed, the
 epoch and the step, so a resumed run draws exactly what an uninterrupted one
-would. Saves are synchronous and orbax writes each step to a temporary folder
-that it renames when complete, so a kill -9 mid-save leaves the previous step.
+would. Saves are asynchronous: :meth:`CohortCheckpoints.save` returns once orbax has
+copied the arrays off the device buffers (which the next training step may then reuse)
+and the files are written in the background while training goes on; orbax writes each
+step to a temporary folder that it renames when complete, so a kill -9 mid-save leaves
+the previous step. A write that fails is reported by the next save (or ``close``),
+naming its step.
 """
 
 import os
@@ -49,30 +53,57 @@ class CohortCheckpoints:
         """
         self.directory = os.path.abspath(directory)
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                               enable_async_checkpointing=False)
+                                               enable_async_checkpointing=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "best", "host"))
+        self._writing = None  # the step being written in the background
+
+    def wait(self) -> None:
+        """Waits for the step being written in the background.
+
+        Raises:
+          JaxsegError: when that step could not be written (a full disk, a read-only
+            folder), naming it and the folder; the steps before it are left as they were.
+        """
+        step, self._writing = self._writing, None
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise their own types
+            raise JaxsegError(
+                f"cannot write checkpoint step {step} in {self.directory} ({_why(e)}); make "
+                "room or fix the folder's permissions, then run the same command again: it "
+                "resumes from the last checkpoint written") from e
 
     def latest_step(self) -> int | None:
-        """The newest complete step (an epoch count), or None."""
+        """The newest complete step (an epoch count), or None (waits for a pending write)."""
+        self.wait()
         return self.manager.latest_step()
 
     def all_steps(self) -> list[int]:
-        """Every complete step on disk."""
+        """Every complete step on disk (waits for a pending write)."""
+        self.wait()
         return list(self.manager.all_steps())
 
     def save(self, step: int, state, best, host: dict) -> None:
-        """Writes one step (synchronously).
+        """Starts writing one step; returns once the arrays are copied off the devices.
+
+        The previous step's write is waited for first (one write at a time). A step that
+        exists already (the last epoch's, written again with the best's full metrics) is
+        replaced.
 
         Raises:
-          JaxsegError: when the step cannot be written (a full disk, a read-only folder),
-            naming the folder; the previous steps are left as they were.
+          JaxsegError: when this step or the previous one cannot be written (a full disk,
+            a read-only folder), naming it and the folder; the steps before it are left as
+            they were.
         """
+        self.wait()
         try:
+            if step in self.manager.all_steps():
+                self.manager.delete(step)
             self.manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), best=ocp.args.StandardSave(best),
                 host=ocp.args.JsonSave(host)), force=True)
-            self.manager.wait_until_finished()
+            self._writing = step
         except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise their own types
             raise JaxsegError(
                 f"cannot write checkpoint step {step} in {self.directory} ({_why(e)}); make "
@@ -172,6 +203,12 @@ class CohortCheckpoints:
             host=ocp.args.JsonRestore()))["host"]
 
     def close(self):
-        """Waits for pending writes and releases the manager."""
-        self.manager.wait_until_finished()
-        self.manager.close()
+        """Waits for the pending write and releases the manager.
+
+        Raises:
+          JaxsegError: when the pending write failed (see :meth:`wait`).
+        """
+        try:
+            self.wait()
+        finally:
+            self.manager.close()

@@ -173,7 +173,11 @@ def default() -> ml_collections.ConfigDict:
     c.train = t = ml_collections.ConfigDict()
     t.epochs = 20
     t.batch_size = 16
-    t.strategy = "auto"  # auto | vmap | unroll | map | sequential: how replicas share a program
+    # auto (timed where the cohort runs) | vmap | unroll | map | sequential | chunked:
+    # how replicas share a program (docs/design.md §6)
+    t.strategy = "auto"
+    t.chunk = 0  # strategy=chunked: replicas per call (vmap over chunks of this size)
+    t.autotune_share = 0.05  # strategy=auto: at most this share of the cohort's time to decide
     t.loop = "auto"  # auto | step (a dispatch per step) | scan (one per epoch)
     t.scan_unroll = 1  # loop=scan: lax.scan unroll factor
     t.early_stopping = 0  # > 0: patience in evals on validation loss
@@ -208,7 +212,12 @@ def default() -> ml_collections.ConfigDict:
     # jaxseg (tolerance bf_tolerance px) | matlab (0.75% of the image diagonal, as MATLAB's
     # evaluateSemanticSegmentation; its MeanBFScore is the per-image bf_image).
     e.bf_convention = "jaxseg"  # jaxseg | matlab
-    e.hd95 = True  # compute HD95 at every eval (host-side distance transforms)
+    e.hd95 = True  # HD95 in the full metric set (host-side distance transforms)
+    # best: every evaluation computes loss, Dice, IoU and accuracy (what the best epoch,
+    # early stopping and halving are decided on); boundary F1, HD95 and each case's Dice
+    # are computed once, for every replica's best weights | every: the full set at every
+    # evaluation (their curves in history.jsonl, at about 1.5x the evaluation time).
+    e.full_metrics = "best"
     return c
 
 
@@ -238,7 +247,8 @@ def field_help() -> str:
 # resumed with other values (a sweep checkpointed on N devices resumes on M; the XLA
 # options change kernels, so sums round differently, not the experiment; the prepared-data
 # cache may move).
-EXECUTION_FIELDS = (("train", "devices"), ("train", "xla_options"), ("data", "tfds_dir"))
+EXECUTION_FIELDS = (("train", "devices"), ("train", "xla_options"), ("data", "tfds_dir"),
+                    ("eval", "full_metrics"), ("train", "autotune_share"))
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -8,20 +8,27 @@ of one replica; there is one engine (``docs/design.md``).
 Per epoch the host sets every replica's learning rate (base x schedule x plateau scale),
 runs the steps, evaluates every ``eval.every`` epochs, lets the tracker decide who
 diverged, improved, stopped or finished, keeps the best weights, feeds reduce-on-plateau,
-writes history and checkpoints. Frozen replicas no longer change.
+writes history and checkpoints. Frozen replicas no longer change. Under
+``eval.full_metrics=best`` the epochs' evaluations leave out boundary F1, HD95 and each
+case's Dice, and the best weights are evaluated with them once training ends.
+
+The summary's ``time_s`` splits this launch's wall time into the steps, the evaluations,
+the checkpoints and the rest (history, TensorBoard, progress, host bookkeeping).
 """
 
+import json
 import os
 import time
 
+import jax
 import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxseg import checkpoint, configs, optim, outputs, validation
+from jaxseg import checkpoint, configs, hparams, optim, outputs, validation
 from jaxseg import workdir as workdir_lib
 from jaxseg.data import datasets
-from jaxseg.engine import devices
+from jaxseg.engine import autotune, devices
 from jaxseg.engine.cohort import build_cohort
 from jaxseg.engine.evaluate import CASE_DICE, evaluate
 from jaxseg.engine.tracker import Policy, Tracker
@@ -62,6 +69,9 @@ def _train_and_evaluate(config, workdir, overrides, label):
     data = datasets.load(config.data)
     validation.check_data(config, data)
     workdir_lib.guard(workdir, workdir_lib.RUN, identity, "run")
+    choice = _strategy(config, workdir, data, len(overrides))
+    config = hparams.apply_overrides(config, {"train.strategy": choice.strategy,
+                                              "train.chunk": choice.chunk})
     built = build_cohort(config, overrides, data)
     cohort, table, R = built.cohort, built.table, built.cohort.R
     mesh, E = cohort.mesh, int(config.train.epochs)
@@ -77,7 +87,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     outputs.write_json(os.path.join(workdir, workdir_lib.REPLICAS), {
         "hyperparameters": table, "overrides": identity["overrides"],
         "train_images": built.member.sum(1), "strategy": cohort.strategy,
-        "loop": cohort.loop})
+        "loop": cohort.loop, "strategy_choice": choice.to_json()})
 
     hp = built.hp
     state = cohort.init(hp)
@@ -107,14 +117,19 @@ def _train_and_evaluate(config, workdir, overrides, label):
     # Reduce-on-plateau is fed only in the replicas whose schedule is "plateau".
     plateau = np.array([c.optim.schedule == "plateau" for c in built.configs])
 
+    full_every = config.eval.full_metrics == "every"
+    phases = dict.fromkeys(("steps", "evaluate", "checkpoint", "epochs"), 0.0)
+
     def save():
+        t = time.perf_counter()
         ckpt.save(track.epoch, cohort.real(state), cohort.real(best),
                   outputs.jsonable(track.to_json()))
+        phases["checkpoint"] += time.perf_counter() - t
 
     for epoch in range(track.epoch + 1, E + 1):  # 1-based: the epoch being trained
         if not track.alive.any():
             break
-        t0 = time.time()
+        t0, tp = time.time(), time.perf_counter()
         alive = track.alive
         scale = devices.to_host(state["plateau"].scale, R)
         factor = np.array([optim.schedule_factor(c.optim, epoch - 1, E) for c in built.configs])
@@ -123,15 +138,18 @@ def _train_and_evaluate(config, workdir, overrides, label):
         state, acc = cohort.run_epoch(state, hp, cohort.pad_vector(lr.astype(np.float32), 0.0),
                                       cohort.pad_vector(alive, False), plan, built.images,
                                       built.labels)
-        acc = devices.to_host(acc, R)
+        acc = devices.to_host(acc, R)  # waits for the epoch's steps
+        phases["steps"] += time.perf_counter() - tp
         train_loss = np.where(acc["count"] > 0, acc["loss"] / np.maximum(acc["count"], 1),
                               np.nan)
         track.diverged(acc["bad"], epoch)
         track.trained(alive, train_loss, epoch, bound)
         records = []
         if epoch % every == 0 or epoch == E or epoch in policy.rungs:  # rungs rank evaluations
+            te = time.perf_counter()
             rows = evaluate(cohort, state, hp, built.val, int(config.eval.batch_size), config,
-                            built.val_index, alive)
+                            built.val_index, alive, full=full_every)
+            phases["evaluate"] += time.perf_counter() - te
             improved = track.evaluated(rows, epoch)
             for r, row in enumerate(rows):
                 if row is None:
@@ -139,9 +157,9 @@ def _train_and_evaluate(config, workdir, overrides, label):
                 records.append({"replica": r, "epoch": epoch, "train_loss": float(train_loss[r]),
                                 "lr": float(lr[r]), "status": track.replicas[r].status,
                                 **{k: v for k, v in row.items() if k != CASE_DICE}})
-                tb.write(r, epoch, {"train/loss": float(train_loss[r]), "val/loss": row["loss"],
-                                    "val/dice": row["dice"], "val/iou": row["iou"],
-                                    "val/bf": row["bf"], "lr": float(lr[r])})
+                tb.write(r, epoch, {"train/loss": float(train_loss[r]), "lr": float(lr[r]),
+                                    **{f"val/{k}": row[k] for k in ("loss", "dice", "iou", "bf")
+                                       if k in row}})
             if improved.any():
                 best = cohort.keep_best(best, state, cohort.pad_vector(improved, False))
             if plateau.any():
@@ -150,7 +168,10 @@ def _train_and_evaluate(config, workdir, overrides, label):
                                        cohort.pad_vector(track.plateau_feed(plateau), False))
         history.append(records)
         track.epoch_done(epoch, time.time() - t0)
-        if epoch % max(int(config.train.checkpoint_every), 1) == 0 or epoch == E:
+        # The last epoch's checkpoint (E, or the epoch after which no replica runs) is
+        # written below, with the best weights' full metrics.
+        if (epoch % max(int(config.train.checkpoint_every), 1) == 0 and epoch != E
+                and track.alive.any()):
             save()
         leader, leader_dice = track.leader()
         healthy = np.array([s in ("running", "finished") for s in track.status])
@@ -158,8 +179,16 @@ def _train_and_evaluate(config, workdir, overrides, label):
         mean_loss = float(np.nanmean(shown)) if np.isfinite(shown).any() else np.nan
         alive_now = int(healthy.sum())
         progress.epoch_done(epoch, time.time() - t0, alive_now, leader_dice, leader, mean_loss)
+        phases["epochs"] += time.perf_counter() - tp
 
-    if ckpt.latest_step() != track.epoch:  # every replica stopped before the last epoch
+    in_loop = dict(phases)
+    tf = time.perf_counter()
+    pending = track.needs_full_metrics()
+    if pending.any():  # the full metric set of every best epoch, on the kept weights
+        track.add_full_metrics(evaluate(cohort, best, hp, built.val,
+                                        int(config.eval.batch_size), config, built.val_index,
+                                        pending, full=True))
+    if ckpt.latest_step() != track.epoch or pending.any():
         save()
     ckpt.close()
     tb.close()
@@ -167,6 +196,12 @@ def _train_and_evaluate(config, workdir, overrides, label):
                "epochs": track.epoch, "wall_time_s": track.wall_time_s,
                "process_time_s": time.time() - t_start, "complete": track.complete,
                "strategy": cohort.strategy, "loop": cohort.loop,
+               "strategy_choice": choice.to_json(),
+               # This launch's wall time in its epochs, by phase, and after them (the best
+               # weights' full evaluation and the last checkpoint).
+               "time_s": {**in_loop, "other": in_loop["epochs"] - in_loop["steps"]
+                          - in_loop["evaluate"] - in_loop["checkpoint"],
+                          "final": time.perf_counter() - tf},
                "halving": {"rungs": list(policy.rungs), "eta": policy.eta,
                            "metric": policy.rank} if policy.rungs else None,
                # Each replica's own training, summed over launches: its epochs trained
@@ -184,3 +219,23 @@ def _train_and_evaluate(config, workdir, overrides, label):
                      label, cohort.skipped, cohort.skipped_evals)
     outputs.write_json(os.path.join(workdir, workdir_lib.SUMMARY), summary)
     return outputs.jsonable(summary)
+
+
+def _strategy(config, workdir: str, data, num_replicas: int) -> autotune.Choice:
+    """The cohort's replica strategy: the one its first launch chose, or chosen now.
+
+    A resumed ``auto`` cohort keeps the strategy recorded in ``replicas.json`` (the same
+    programs as before the interruption, whatever the cache holds now).
+    """
+    t = config.train
+    path = os.path.join(workdir, workdir_lib.REPLICAS)
+    if t.strategy == "auto" and os.path.exists(path):
+        with open(path) as f:
+            recorded = json.load(f).get("strategy_choice")
+        if recorded:
+            return autotune.Choice(recorded["strategy"], int(recorded["chunk"]), "resumed",
+                                   recorded.get("timings", {}))
+    devices_n = len(jax.devices()) if int(t.devices) <= 0 else int(t.devices)
+    train_images = len(data.pool) if int(config.data.folds) else len(data.train)
+    return autotune.choose(config, data, -(-num_replicas // devices_n),
+                           -(-train_images // int(t.batch_size)))

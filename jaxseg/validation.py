@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxseg import hparams, losses, metrics, models, optim
 from jaxseg.data import datasets, preprocess
-from jaxseg.engine import halving, replicas, steps, tracker
+from jaxseg.engine import evaluate, halving, replicas, steps, tracker
 from jaxseg.errors import JaxsegError, check_choice
 
 
@@ -36,6 +36,7 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
     """
     t = config.train
     _choice("eval.select", config.eval.select, tracker.SELECT)
+    _choice("eval.full_metrics", config.eval.full_metrics, evaluate.FULL_METRICS)
     _choice("train.early_stopping_monitor", t.early_stopping_monitor, tracker.MONITOR)
     if int(t.batch_size) < 1 or int(t.epochs) < 1:
         raise JaxsegError(f"train.batch_size ({t.batch_size}) and train.epochs ({t.epochs}) "
@@ -47,6 +48,7 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
     if t.halving.metric:
         _choice("train.halving.metric", t.halving.metric, tracker.SELECT)
     replicas.resolve_strategy(t.strategy)
+    replicas.chunk_size(t.strategy, t.chunk)
     replicas.resolve_loop(t.loop)
     replicas.compiler_options(t.xla_options)
     models.validate(config.model, int(config.data.num_classes))

@@ -21,7 +21,10 @@ from jaxseg.engine.tracker import Policy, Tracker
 from jaxseg.errors import JaxsegError
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-METRICS = ("train_loss", "loss", "dice", "iou", "bf", "accuracy", "hd95")
+# Every evaluation's metrics (history.jsonl); the full set adds these for the best weights
+# (eval.full_metrics=best, the default).
+METRICS = ("train_loss", "loss", "dice", "iou", "accuracy")
+FULL = ("bf", "bf_image", "hd95")
 
 
 def tiny_config(tfds_dir, epochs=2):
@@ -50,8 +53,13 @@ def history(workdir):
     return {(r["replica"], r["epoch"]): r for r in rows}
 
 
-def assert_same_metrics(a, b, atol=2e-3, rtol=1e-3):
-    for key in METRICS:
+def summary(workdir):
+    with open(os.path.join(workdir, "summary.json")) as f:
+        return json.load(f)
+
+
+def assert_same_metrics(a, b, atol=2e-3, rtol=1e-3, keys=METRICS):
+    for key in keys:
         x, y = a[key], b[key]
         if x is None or y is None:
             assert x is None and y is None, key
@@ -77,18 +85,20 @@ def singles(tfds_dir, tmp_path_factory):
         c.train.strategy = "unroll"  # one replica: the plain program, run by itself
         train.train_and_evaluate(c, wd, [o])
         out.append(history(wd))
+        out[-1]["summary"] = summary(wd)
     return out
 
 
-@pytest.mark.parametrize("strategy", ["unroll", "vmap", "map", "sequential"])
+@pytest.mark.parametrize("strategy", ["unroll", "vmap", "map", "sequential", "chunked"])
 def test_cohort_equals_runs_one_by_one(strategy, singles, tfds_dir, tmp_path):
     c = tiny_config(tfds_dir)
-    c.train.strategy = strategy
-    summary = train.train_and_evaluate(c, str(tmp_path), REPLICAS)
-    assert summary["strategy"] == strategy
+    c.train.strategy, c.train.chunk = strategy, 2  # chunked: replicas {0, 1}, {2, inert}
+    out = train.train_and_evaluate(c, str(tmp_path), REPLICAS)
+    assert out["strategy"] == strategy
     # Replica 2 keeps 10 of the 20 images: 2 of the cohort's 3 steps per epoch. Sequential
-    # cohorts skip its idle third step (2 epochs); the others step all replicas together.
-    assert summary["skipped_replica_steps"] == (2 if strategy == "sequential" else 0)
+    # cohorts skip its idle third step (2 epochs), chunked ones the call of its chunk of
+    # 2; the others step all replicas together.
+    assert out["skipped_replica_steps"] == {"sequential": 2, "chunked": 4}.get(strategy, 0)
     h = history(str(tmp_path))
     for r in range(3):
         for epoch in (1, 2):
@@ -96,8 +106,30 @@ def test_cohort_equals_runs_one_by_one(strategy, singles, tfds_dir, tmp_path):
             if strategy == "sequential":  # each replica's own buffers: the lone run's program
                 assert [h[(r, epoch)][k] for k in METRICS] == \
                     [singles[r][(0, epoch)][k] for k in METRICS]
+        # The best weights' full metric set, computed once training ended.
+        best, lone = out["replicas"][r]["best"], singles[r]["summary"]["replicas"][0]["best"]
+        assert out["replicas"][r]["best_epoch"] == singles[r]["summary"]["replicas"][0][
+            "best_epoch"]
+        assert_same_metrics(best, lone, keys=METRICS[1:] + FULL)
     # Different hyperparameters really gave different runs.
     assert h[(0, 2)]["train_loss"] != h[(1, 2)]["train_loss"]
+
+
+def test_full_metrics_of_the_best_equal_those_of_its_epoch(singles, tfds_dir, tmp_path):
+    # eval.full_metrics=every computes the full set at every evaluation; the default
+    # computes it once, on the kept best weights: the same numbers as at the best epoch.
+    c = tiny_config(tfds_dir)
+    c.train.strategy = "unroll"
+    c.eval.full_metrics = "every"
+    s = train.train_and_evaluate(c, str(tmp_path), [REPLICAS[0]])
+    every, best = history(str(tmp_path)), singles[0]["summary"]["replicas"][0]
+    assert all(k in row for row in every.values() for k in FULL + ("dice",))
+    assert all(k not in singles[0][(0, e)] for e in (1, 2) for k in FULL + ("case_dice",))
+    at_best = every[(0, best["best_epoch"])]
+    for key in METRICS[1:] + FULL + ("hd95_missed",):
+        assert at_best[key] == best["best"][key], key
+    assert s["replicas"][0]["best"]["case_dice"] == best["best"]["case_dice"]
+    assert best["best"]["case_dice"] and s["time_s"]["evaluate"] > 0
 
 
 def test_fold_cohort_equals_folds_one_by_one(tfds_dir, tmp_path):
@@ -198,9 +230,11 @@ def test_best_epoch_by_per_image_dice(tfds_dir, tmp_path):
         per_image = [h[(r, e)]["dice_image"] for e in range(1, 5)]
         assert s["replicas"][r]["best_epoch"] == 1 + int(np.argmax(per_image))
         assert s["replicas"][r]["best"]["dice_image"] == max(per_image)
-        # Both means are recorded whichever selects, with HD95's unit.
-        assert {"dice", "bf", "bf_image", "hd95_missed"} <= set(h[(r, 1)])
-        assert h[(r, 1)]["hd95_unit"] == "px"
+        # Both means are recorded whichever selects; the best has the full set, with
+        # HD95's unit.
+        assert {"dice", "dice_image", "iou_image"} <= set(h[(r, 1)])
+        assert {"bf", "bf_image", "hd95_missed"} <= set(s["replicas"][r]["best"])
+        assert s["replicas"][r]["best"]["hd95_unit"] == "px"
 
 
 def test_spacing_that_does_not_fit_is_refused_and_the_corrected_run_starts(tfds_dir, tmp_path):
@@ -273,7 +307,9 @@ def test_resume_after_kill_equals_uninterrupted(tfds_dir, tmp_path, xla_cache):
     assert sorted(a) == sorted(b)  # no duplicated or missing records
     for key in a:
         assert_same_metrics(a[key], b[key], atol=1e-6, rtol=1e-6)
-    summaries = [json.load(open(os.path.join(w, "summary.json"))) for w in (full, killed)]
+    summaries = [summary(w) for w in (full, killed)]
+    for x, y in zip(*(s["replicas"] for s in summaries), strict=True):
+        assert_same_metrics(x["best"], y["best"], atol=1e-6, rtol=1e-6, keys=METRICS[1:] + FULL)
     status = [[(r["status"], r["stopped_epoch"]) for r in s["replicas"]] for s in summaries]
     assert status[0] == status[1] and sorted(status[0]).count(("pruned", 4)) == 2, status
     assert summaries[0]["replica_steps"] == summaries[1]["replica_steps"] == (3 * 4 + 1) * 2

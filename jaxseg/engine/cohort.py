@@ -86,22 +86,23 @@ class Cohort:
             multiple of D; the extra ones are inert) and each device runs its own share.
         """
         self.static, self.R, self.steps, self.mesh = static, num_replicas, steps, mesh
-        self.padded = devices.padded_size(num_replicas, mesh)
         self.strategy = replicas.resolve_strategy(config.train.strategy)
+        # sequential / chunked: the training programs below are one chunk's (one replica's
+        # under sequential), called once per local chunk (``rounds``) on that chunk's own
+        # buffers (see split_rounds); the other strategies take every replica in one call.
+        self.chunk = replicas.chunk_size(self.strategy, config.train.get("chunk", 0))
+        self.padded = devices.padded_size(num_replicas, mesh, self.chunk or 1)
         self.loop = replicas.resolve_loop(config.train.loop)
         B = int(config.train.batch_size)
         image_shape = data.train.images.shape[1:]
         local = self.padded // (1 if mesh is None else mesh.devices.size)
-        # sequential: the training programs below are one replica's, called once per local
-        # replica (``rounds``) on that replica's own buffers (see split_rounds); the other
-        # strategies take every replica in one call.
-        seq = self.strategy == "sequential"
-        self.rounds = local if seq else 1
+        seq, c = self.chunk > 0, max(self.chunk, 1)
+        self.rounds = local // c if seq else 1
         # Replica-steps and replica-evaluations skipped as idle (see run_epoch, evaluate).
         self.local, self.skipped, self.skipped_evals = local, 0, 0
         over = functools.partial(replicas.over_replicas, strategy=self.strategy,
                                  num_replicas=local)
-        pick = replicas.take_replica if seq else lambda tree, r: tree
+        pick = (lambda tree, r: replicas.take_chunk(tree, r, c)) if seq else lambda tree, r: tree
         rep, shared = devices.REPLICA, devices.SHARED
         placed = {} if mesh is None else {
             "out_shardings": jax.sharding.NamedSharding(mesh, rep)}
@@ -111,15 +112,16 @@ class Cohort:
         self.plan = jax.jit(jax.vmap(functools.partial(epoch_plan, batch_size=B, steps=steps),
                                      in_axes=(0, 0, None)), compiler_options=_FAST_COMPILE,
                             **placed)
-        # Why sequential rounds get buffers of their own: a step that reads its replica's
+        # Why per-chunk rounds get buffers of their own: a step that reads its replica's
         # slice of the stacked state and writes it back (dynamic_update_slice) made XLA CPU
         # copy whole stacked Adam moments and parameters on every call (296 f32[R, ...]
         # copies at R=32, benchmarks/sequential_copies.py), so a call cost O(R) memory
-        # traffic. Split once per epoch, each call touches only its replica's state.
+        # traffic. Split once per epoch, each call touches only its chunk's state.
         self._split = self._join = None
         if seq:
             self._split = jax.jit(devices.shard_map(
-                lambda tree: [jax.tree.map(lambda x, r=r: x[r:r + 1], tree) for r in range(local)],
+                lambda tree: [jax.tree.map(lambda x, i=i: x[i:i + c], tree)
+                              for i in range(0, local, c)],
                 mesh, in_specs=(rep,), out_specs=rep), compiler_options=_FAST_COMPILE)
             self._join = jax.jit(devices.shard_map(
                 lambda trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees),
@@ -151,16 +153,22 @@ class Cohort:
                 return state, acc
 
             self.epoch = jax.jit(epoch, donate_argnums=(0, 1), compiler_options=fast)
-        eval_r = over(functools.partial(eval_step, static))
-        self._eval = jax.jit(devices.shard_map(
-            lambda state, hp, r, x, y, v, vol: eval_r(pick((state, hp), r), (x, y, v, vol)),
-            mesh, in_specs=(rep, rep) + (shared,) * 5, out_specs=(rep, rep)),
-            compiler_options=fast)
-        # k-fold cohorts: every replica is evaluated on its own held-out images.
-        self._eval_each = jax.jit(devices.shard_map(
-            lambda state, hp, r, x, y, v, vol: eval_r(pick((state, hp, x, y, v, vol), r), ()),
-            mesh, in_specs=(rep, rep, shared) + (rep,) * 4, out_specs=(rep, rep)),
-            compiler_options=fast)
+        # Two evaluation programs (jit compiles each on its first call): ``full`` with the
+        # boundary counts, and the per-epoch one without them (``eval.full_metrics``).
+        self._eval, self._eval_each = {}, {}
+        for full in (False, True):
+            eval_r = over(functools.partial(eval_step, static, full))
+            self._eval[full] = jax.jit(devices.shard_map(
+                lambda state, hp, r, x, y, v, vol, f=eval_r: f(pick((state, hp), r),
+                                                               (x, y, v, vol)),
+                mesh, in_specs=(rep, rep) + (shared,) * 5, out_specs=(rep, rep)),
+                compiler_options=fast)
+            # k-fold cohorts: every replica is evaluated on its own held-out images.
+            self._eval_each[full] = jax.jit(devices.shard_map(
+                lambda state, hp, r, x, y, v, vol, f=eval_r: f(
+                    pick((state, hp, x, y, v, vol), r), ()),
+                mesh, in_specs=(rep, rep, shared) + (rep,) * 4, out_specs=(rep, rep)),
+                compiler_options=fast)
 
         def plateau_update(state, losses_, do):
             def one(pl, v, d):
@@ -198,11 +206,12 @@ class Cohort:
     def per_call(self, busy: np.ndarray) -> np.ndarray:
         """Per-replica flags ``(padded, ...)`` as per-call flags ``(rounds, ...)``: any replica.
 
-        Under ``sequential`` a call steps one replica per device (device d's r-th is
-        replica d * local + r); under the other strategies one call steps them all.
+        Under ``sequential`` / ``chunked`` call r steps chunk r of every device (device d's
+        local replicas r * chunk ... are replicas d * local + r * chunk ...); under the other
+        strategies one call steps them all.
         """
         busy = np.asarray(busy).reshape(-1, self.local, *busy.shape[1:]).any(0)
-        return busy.any(0, keepdims=True) if self.rounds == 1 else busy
+        return busy.reshape(self.rounds, -1, *busy.shape[1:]).any(1)
 
     def idle(self, alive, active) -> np.ndarray:
         """Which calls of an epoch would change nothing, as ``(rounds, steps)`` host bools.
@@ -217,8 +226,8 @@ class Cohort:
     def split_rounds(self, tree) -> list:
         """A stacked per-replica tree as one tree per round, each in buffers of its own.
 
-        Under ``sequential`` round ``r`` holds replica ``r`` of every device's share
-        (leading axis: devices); otherwise the one round is ``tree`` itself.
+        Under ``sequential`` / ``chunked`` round ``r`` holds chunk ``r`` of every device's
+        share (leading axis: devices x chunk); otherwise the one round is ``tree`` itself.
         """
         return [tree] if self._split is None else self._split(tree)
 
@@ -275,20 +284,22 @@ class Cohort:
         busy = np.ones(self.rounds, bool) if busy is None else busy
         outs = {r: call(r) for r in range(self.rounds) if busy[r]} or {0: call(0)}
         filler = next(iter(outs.values()))
-        return replicas.stack_rounds([outs.get(r, filler) for r in range(self.rounds)])
+        return replicas.stack_rounds([outs.get(r, filler) for r in range(self.rounds)],
+                                     max(self.chunk, 1))
 
-    def eval(self, state, hp, images, labels, valid, volume, busy=None):
+    def eval(self, state, hp, images, labels, valid, volume, busy=None, full=True):
         """Metrics and predictions of every replica on one shared evaluation batch.
 
-        ``busy``: ``(rounds,)`` host bools from :meth:`per_call`, or None for all.
+        ``busy``: ``(rounds,)`` host bools from :meth:`per_call`, or None for all;
+        ``full``: with boundary counts (see :func:`jaxseg.engine.steps.eval_step`).
         """
-        return self._rounds(lambda r: self._eval(state, hp, r, images, labels, valid, volume),
-                            busy)
+        fn = self._eval[bool(full)]
+        return self._rounds(lambda r: fn(state, hp, r, images, labels, valid, volume), busy)
 
-    def eval_each(self, state, hp, images, labels, valid, volume, busy=None):
+    def eval_each(self, state, hp, images, labels, valid, volume, busy=None, full=True):
         """Metrics and predictions of every replica on its own batch (leading axis R)."""
-        return self._rounds(lambda r: self._eval_each(state, hp, r, images, labels, valid,
-                                                      volume), busy)
+        fn = self._eval_each[bool(full)]
+        return self._rounds(lambda r: fn(state, hp, r, images, labels, valid, volume), busy)
 
 
 @dataclasses.dataclass

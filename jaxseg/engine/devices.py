@@ -62,11 +62,9 @@ def replica_mesh(num_devices: int = 0) -> Mesh | None:
     return Mesh(np.array(devices[:n]), (AXIS,))
 
 
-def padded_size(num_replicas: int, mesh: Mesh | None) -> int:
-    """R rounded up to a multiple of the mesh's device count."""
-    if mesh is None:
-        return num_replicas
-    d = mesh.devices.size
+def padded_size(num_replicas: int, mesh: Mesh | None, multiple: int = 1) -> int:
+    """R rounded up to a multiple of the mesh's device count times ``multiple``."""
+    d = (1 if mesh is None else mesh.devices.size) * max(int(multiple), 1)
     return int(math.ceil(num_replicas / d) * d)
 
 

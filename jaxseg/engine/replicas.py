@@ -15,8 +15,13 @@ of stacked arguments (leading axis R) plus shared arguments (the dataset):
   times one replica's and the compile time does not grow with R.
   :class:`jaxseg.engine.cohort.Cohort` implements it (``split_rounds`` / ``join_rounds``);
   evaluation reads a replica's slice with :func:`take_replica`.
-* ``auto``: chosen per backend from measurements (``docs/benchmarks.md``):
-  ``sequential`` on CPU, ``vmap`` on GPU/TPU.
+* ``chunked``: ``vmap`` over chunks of ``train.chunk`` replicas, called once per chunk
+  per step on the chunk's own buffers (as ``sequential``, which is ``chunk = 1``; ``vmap``
+  is ``chunk = R``): the family in between, where a GPU trades grouped-convolution cost
+  against launch overhead. R is padded with inert replicas to a multiple of the chunk.
+* ``auto``: chosen where the cohort runs, by timing the candidates
+  (:mod:`jaxseg.engine.autotune`); without a measurement, per backend from the
+  measurements in ``docs/benchmarks.md``: ``sequential`` on CPU, ``vmap`` on GPU/TPU.
 
 :func:`compiler_options` gives the XLA options the step and evaluation programs are
 compiled with, also chosen per backend from measurements.
@@ -27,15 +32,47 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxseg.errors import check_choice
+from jaxseg.errors import JaxsegError, check_choice
 
-STRATEGIES = ("auto", "vmap", "unroll", "map", "sequential")
+STRATEGIES = ("auto", "vmap", "unroll", "map", "sequential", "chunked")
 LOOPS = ("auto", "step", "scan")
 XLA_OPTIONS = ("tuned", "default")
 
 
+def chunk_size(strategy: str, chunk: int) -> int:
+    """Replicas per call of a strategy that calls its program once per chunk (0: one call).
+
+    ``sequential`` steps one replica per call, ``chunked`` ``chunk`` of them; the others
+    step every replica in one call.
+    """
+    if strategy == "sequential":
+        return 1
+    if strategy == "chunked":
+        if int(chunk) < 1:
+            raise JaxsegError(f"train.chunk={chunk}: train.strategy=chunked needs a chunk "
+                              "size >= 1 (replicas per call)")
+        return int(chunk)
+    return 0
+
+
+def label(strategy: str, chunk: int = 0) -> str:
+    """A strategy as one word: ``chunked:4`` for chunks of 4, else its name."""
+    return f"chunked:{int(chunk)}" if strategy == "chunked" else strategy
+
+
+def parse_label(text: str) -> tuple[str, int]:
+    """The inverse of :func:`label`: ``"chunked:4"`` -> ``("chunked", 4)``."""
+    name, _, chunk = text.partition(":")
+    check_choice("train.strategy", name, STRATEGIES)
+    return name, int(chunk or 0)
+
+
 def resolve_strategy(strategy: str, backend: str | None = None) -> str:
-    """Maps ``auto`` to the strategy measured fastest on ``backend`` (default: jax's)."""
+    """Maps ``auto`` to the strategy measured fastest on ``backend`` (default: jax's).
+
+    This is the table used without a measurement where the cohort runs (the planner's
+    estimates, tiny cohorts); training measures (:mod:`jaxseg.engine.autotune`).
+    """
     check_choice("train.strategy", strategy, STRATEGIES)
     if strategy != "auto":
         return strategy
@@ -107,6 +144,8 @@ def over_replicas(fn: Callable, strategy: str, num_replicas: int) -> Callable:
     check_choice("train.strategy", strategy, STRATEGIES[1:])
     if strategy == "sequential":
         strategy, num_replicas = "unroll", 1
+    elif strategy == "chunked":
+        strategy = "vmap"
     if strategy == "vmap":
         def g(per_replica, shared):
             return jax.vmap(lambda *a: fn(*a, *shared))(*per_replica)
@@ -120,19 +159,23 @@ def over_replicas(fn: Callable, strategy: str, num_replicas: int) -> Callable:
     return g
 
 
-def take_replica(tree, r):
-    """Replica ``r`` (a traced index) of a stacked pytree, keeping a leading axis of 1."""
-    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, r, 1), tree)
+def take_chunk(tree, r, size: int = 1):
+    """Chunk ``r`` (a traced index) of ``size`` replicas of a stacked pytree."""
+    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, r * size, size), tree)
 
 
-def stack_rounds(outs: list):
-    """Joins the outputs of the ``sequential`` rounds into one stack in replica order.
+def stack_rounds(outs: list, chunk: int = 1):
+    """Joins the outputs of per-chunk rounds into one stack in replica order.
 
-    Round ``r`` holds replica ``r`` of every device's share (leading axis: devices), so the
-    stack is device-major: device ``d``'s replicas ``0..n-1`` come before device ``d+1``'s.
+    Round ``r`` holds chunk ``r`` (``chunk`` replicas) of every device's share (leading
+    axis: devices x chunk), so the stack is device-major: device ``d``'s replicas come
+    before device ``d+1``'s.
     """
     if len(outs) == 1:
         return outs[0]
-    return jax.tree.map(  # explicit sizes: some metric leaves are empty
-        lambda *xs: jnp.stack(xs, 1).reshape((len(xs) * xs[0].shape[0],) + xs[0].shape[1:]),
-        *outs)
+
+    def join(*xs):  # explicit sizes: some metric leaves are empty
+        d = xs[0].shape[0] // chunk
+        x = jnp.stack([x.reshape((d, chunk) + x.shape[1:]) for x in xs], 1)
+        return x.reshape((len(xs) * xs[0].shape[0],) + xs[0].shape[1:])
+    return jax.tree.map(join, *outs)

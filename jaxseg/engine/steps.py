@@ -164,11 +164,14 @@ def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, inde
     return state, acc
 
 
-def eval_step(static: Static, state: dict, hp: dict, images, labels, valid, volume):
+def eval_step(static: Static, full: bool, state: dict, hp: dict, images, labels, valid,
+              volume):
     """Loss, predictions and metric counts of one replica on one evaluation batch.
 
     Args:
       static: the cohort's static parts.
+      full: whether to count boundary pixels too (boundary F1); the per-epoch evaluation
+        leaves them to the evaluation of the best weights (``eval.full_metrics``).
       state: the replica's state.
       hp: the replica's hyperparameters (loss weights and parameters).
       images: ``(B, H, W, C)``.
@@ -192,5 +195,5 @@ def eval_step(static: Static, state: dict, hp: dict, images, labels, valid, volu
     m = metrics.EvalMetrics.single_from_model_output(
         loss=loss, mask=valid, pred=pred, labels=labels, valid=valid,
         num_classes=static.num_classes, tolerance=static.tolerance,
-        volume=volume, num_volumes=static.num_volumes)
+        volume=volume, num_volumes=static.num_volumes, boundary=full)
     return m, pred.astype(jnp.uint8)

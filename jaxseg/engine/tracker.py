@@ -25,6 +25,8 @@ from absl import logging
 
 from jaxseg.engine import halving
 
+# A validation row's per-case Dice (only in the full metric set: jaxseg.engine.evaluate).
+CASE_DICE = "case_dice"
 RUNNING, FINISHED, STOPPED, DIVERGED, PRUNED = ("running", "finished", "stopped", "diverged",
                                                 "pruned")
 SELECT = ("dice", "dice_image", "loss")
@@ -243,6 +245,25 @@ class Tracker:
                      p.rank, ", ".join(f"{g}:{scores[g]:.4f}" for g in sorted(
                          kept, key=lambda g: -scores[g])), len(pruned))
         return pruned
+
+    def needs_full_metrics(self) -> np.ndarray:
+        """``(R,)`` bools: replicas with a best epoch whose record lacks the full metric set."""
+        return np.array([rec.best_metrics is not None and CASE_DICE not in rec.best_metrics
+                         for rec in self.replicas])
+
+    def add_full_metrics(self, rows: list[dict | None]) -> None:
+        """Adds the full metric set of each replica's best weights to its best record.
+
+        The values the best epoch's own evaluation gave (Dice, loss, ...) are kept as
+        they were, so the record agrees with the history; the full set adds boundary F1,
+        HD95 and each case's Dice.
+
+        Args:
+          rows: per replica, the full evaluation of its best weights, or None.
+        """
+        for rec, row in zip(self.replicas, rows, strict=True):
+            if row is not None and rec.best_metrics is not None:
+                rec.best_metrics = {**row, **rec.best_metrics}
 
     def plateau_feed(self, plateau: np.ndarray) -> np.ndarray:
         """Which replicas' reduce-on-plateau states take this evaluation.
