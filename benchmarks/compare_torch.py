@@ -7,8 +7,9 @@
 2. Grid: the 8 configurations of ``benchmarks/sweep_grid.py:grid8`` (learning rate x weight
    decay on cmr96, ``--epochs`` epochs): one ``jaxseg sweep`` launch against
    ``torch_reference.py --mode=train`` run once per configuration, one process after another
-   (the way the source studies ran their grids). Wall times include process start-up, data
-   loading and (for jaxseg) compilation with an empty cache.
+   (the way the source studies ran their grids), and ``--parallel`` processes at a time with
+   the cores shared between them (the best a PyTorch user can do on a few cores). Wall times
+   include process start-up, data loading and (for jaxseg) compilation with an empty cache.
 
 Both parts run one after another in one invocation, so their ratios are side by side.
 
@@ -21,7 +22,6 @@ Commands (from the repository root, with the ``bench`` extra installed):
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,27 +34,18 @@ flags.DEFINE_integer("epochs", 10, "Epochs of every run of the grid.")
 flags.DEFINE_integer("repeats", 5, "Timed steps of the step comparison.")
 flags.DEFINE_integer("rounds", 3, "Alternating jaxseg/torch rounds of the step comparison.")
 flags.DEFINE_bool("grid", True, "Also run the grid comparison (minutes).")
+flags.DEFINE_integer("parallel", 2, "Also run the PyTorch grid this many processes at a time "
+                     "(each with an equal share of the cores; 0: not).")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TORCH = [sys.executable, os.path.join(HERE, "torch_reference.py")]
-JAXSEG = [sys.executable, "-m", "jaxseg.main"]
-
-
-def _run(cmd: list[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - t0, out.stdout
-
-
-def _last_json(text: str) -> dict:
-    return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
+sys.path.insert(0, HERE)
+import torch_grid  # noqa: E402 - beside this file
+from torch_grid import JAXSEG, TORCH, last_json, run  # noqa: E402
 
 
 def main(argv):
     del argv
     import jax
-
-    from jaxseg.sweep import expand
 
     scratch = tempfile.mkdtemp(prefix="jaxseg_torch_")
     res = {"device": jax.devices()[0].device_kind, "cores": os.cpu_count(),
@@ -67,13 +58,13 @@ def main(argv):
     bench_json = os.path.join(scratch, "bench.json")
     jax_steps, torch_steps = [], []
     for _ in range(flags.FLAGS.rounds):
-        _run(JAXSEG + ["bench", "--config=benchmarks/cmr96_size.py", "--replicas=1",
+        run(JAXSEG + ["bench", "--config=benchmarks/cmr96_size.py", "--replicas=1",
                        "--strategies=unroll", f"--repeats={flags.FLAGS.repeats}",
                        f"--bench_out={bench_json}", "--compilation_cache="])
         with open(bench_json) as f:
             jax_steps.append([r for r in json.load(f)["rows"]
                               if r["strategy"] == "single"][0]["step_s"])
-        torch_step = _last_json(_run(TORCH + ["--mode=step",
+        torch_step = last_json(run(TORCH + ["--mode=step",
                                               f"--steps={flags.FLAGS.repeats}"])[1])
         torch_steps.append(torch_step["step_s"])
         print(f"step: jax {jax_steps[-1]:.3f} s, torch {torch_steps[-1]:.3f} s "
@@ -85,26 +76,9 @@ def main(argv):
                params_torch=torch_step["params"])
 
     if flags.FLAGS.grid:
-        grid = "benchmarks/sweep_grid.py:grid8"
-        runs = expand.expand(*expand.load_experiment(grid))
-        epochs = flags.FLAGS.epochs
-        t_sweep, _ = _run(JAXSEG + ["sweep", f"--config={grid}", f"--workdir={scratch}/sweep",
-                                    f"--config.train.epochs={epochs}",
-                                    f"--compilation_cache={scratch}/xla"])
-        with open(f"{scratch}/sweep/results.json") as f:
-            jax_dice = [r["dice"] for r in json.load(f)["runs"]]
-        print(f"grid: jaxseg sweep {t_sweep:.1f} s", flush=True)
-        t_torch, torch_dice = 0.0, []
-        for run in runs:
-            t, out = _run(TORCH + ["--mode=train", f"--epochs={epochs}",
-                                   f"--lr={run['optim.learning_rate']}",
-                                   f"--weight_decay={run['optim.weight_decay']}"])
-            t_torch += t
-            torch_dice.append(_last_json(out)["best_dice"])
-        print(f"grid: torch one by one {t_torch:.1f} s", flush=True)
-        res.update(grid=grid, runs=runs, epochs=epochs, sweep_s=t_sweep, torch_grid_s=t_torch,
-                   grid_speedup_sweep_vs_torch=t_torch / t_sweep, jax_dice=jax_dice,
-                   torch_dice=torch_dice)
+        res.update(torch_grid.grid_comparison("benchmarks/sweep_grid.py:grid8",
+                                              flags.FLAGS.epochs, scratch,
+                                              parallel=flags.FLAGS.parallel))
     print(json.dumps(res, indent=1))
     if flags.FLAGS.out:
         with open(flags.FLAGS.out, "w") as f:

@@ -42,6 +42,9 @@ flags.DEFINE_integer("batch_size", 16, "Batch size.")
 flags.DEFINE_integer("steps", 10, "step: timed steps (the median is reported).")
 flags.DEFINE_integer("seed", 0, "Seed of init, batch order and flips.")
 flags.DEFINE_integer("threads", 0, "torch threads (0: every core).")
+flags.DEFINE_string("device", "cpu", "torch device: cpu or cuda.")
+flags.DEFINE_bool("synthetic", False, "step: random images and labels of cmr96's shape "
+                  "instead of reading the data (a machine without the data).")
 
 FLAGS = flags.FLAGS
 
@@ -131,7 +134,7 @@ def make_optimizer(model, lr, weight_decay, name="adam"):
 
 def _flip(x, y, dim, gen):
     """Flips each sample along ``dim`` with probability 1/2 (as jaxseg's per-image flips)."""
-    m = torch.rand(len(x), generator=gen) < 0.5
+    m = torch.rand(len(x), generator=gen, device=gen.device) < 0.5
     return (torch.where(m[:, None, None, None], x.flip(dim), x),
             torch.where(m[:, None, None], y.flip(dim), y))
 
@@ -149,7 +152,7 @@ def train_step(model, opt, x, y, gen):
 
 def train_epoch(model, opt, images, labels, gen, batch_size):
     """One epoch: full batches, the last one wrapping around to the first images (as jaxseg)."""
-    order = torch.randperm(len(images), generator=gen)
+    order = torch.randperm(len(images), generator=gen, device=gen.device)
     steps = -(-len(images) // batch_size)
     order = order[torch.arange(steps * batch_size) % len(images)].reshape(steps, batch_size)
     for idx in order:
@@ -186,12 +189,21 @@ def main(argv):
     torch.set_num_threads(FLAGS.threads or os.cpu_count())
     torch.manual_seed(FLAGS.seed)
     gen = torch.Generator().manual_seed(FLAGS.seed)
-    model = UNet()
+    device = torch.device(FLAGS.device)
+    model = UNet().to(device)
     opt = make_optimizer(model, FLAGS.lr, FLAGS.weight_decay)
-    images, labels = load_split("train")
-    info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "params": sum(p.numel() for p in model.parameters())}
     B = FLAGS.batch_size
+    if FLAGS.synthetic:
+        images = torch.rand(B, 1, 96, 96, generator=gen)
+        labels = torch.randint(0, 4, (B, 96, 96), generator=gen)
+    else:
+        images, labels = load_split("train")
+    images, labels = images.to(device), labels.to(device)
+    gen = torch.Generator(device).manual_seed(FLAGS.seed)  # the flips' draws, on the device
+    info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "params": sum(p.numel() for p in model.parameters()), "device": str(device)}
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
     if FLAGS.mode == "step":
         x, y = images[:B], labels[:B]
         for _ in range(3):
@@ -199,11 +211,11 @@ def main(argv):
         times = []
         for _ in range(FLAGS.steps):
             t0 = time.perf_counter()
-            train_step(model, opt, x, y, gen)
+            train_step(model, opt, x, y, gen)  # .item() of the loss waits for the device
             times.append(time.perf_counter() - t0)
         print(json.dumps({**info, "step_s": statistics.median(times), "steps": FLAGS.steps}))
         return
-    val_images, val_labels = load_split("val")
+    val_images, val_labels = (t.to(device) for t in load_split("val"))
     best, best_epoch = -1.0, 0
     for epoch in range(FLAGS.epochs):
         train_epoch(model, opt, images, labels, gen, B)
