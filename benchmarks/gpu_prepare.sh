@@ -3,14 +3,14 @@
 # device tool carries them with the working tree (64 MiB in all):
 #   .whl/       wheels of clu, ml_collections, tensorflow-datasets and the dependencies of
 #               theirs the GPU image does not have (Python 3.12, x86-64);
-#   .gpu_data/  a copy of cmr96 and an ACDC subset: the first ACDC_PATIENTS training
+#   .gpu_data/  a copy of cmr96 and an ACDC subset: the first ACDC_PATIENTS (16) training
 #               patients' slices (train.list order) and every validation volume.
 # Then, on the GPU machine: bash benchmarks/gpu_suite.sh $OUT   (carry: .whl, .gpu_data).
 # Usage (from the repository root, with ../shared/data beside it):
 #   bash benchmarks/gpu_prepare.sh [SHARED_DATA_DIR]
 set -euo pipefail
 shared=${1:-../shared/data}
-patients=${ACDC_PATIENTS:-24}
+patients=${ACDC_PATIENTS:-16}
 rm -rf .whl .gpu_data
 mkdir -p .whl .gpu_data/acdc/data
 platforms="--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
