@@ -192,7 +192,8 @@ class SegSums(clu_metrics.Metric):
           num_volumes: V (static), 0 for 2-D data.
           boundary: whether to count boundary pixels (static). Without them the boundary
             fields are empty, and :meth:`compute` leaves out ``bf``: the boundary
-            dilations cost about two thirds of a U-Net's forward pass on XLA CPU.
+            dilations cost about 70% of a U-Net's forward pass on XLA CPU
+            (``benchmarks/eval_cost.py``).
 
         Returns:
           The metric for this batch.
