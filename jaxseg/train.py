@@ -20,7 +20,6 @@ import json
 import os
 import time
 
-import jax
 import ml_collections
 import numpy as np
 from absl import logging
@@ -235,7 +234,7 @@ def _strategy(config, workdir: str, data, num_replicas: int) -> autotune.Choice:
         if recorded:
             return autotune.Choice(recorded["strategy"], int(recorded["chunk"]), "resumed",
                                    recorded.get("timings", {}))
-    devices_n = len(jax.devices()) if int(t.devices) <= 0 else int(t.devices)
+    devices_n = devices.device_count(t.devices)
     train_images = len(data.pool) if int(config.data.folds) else len(data.train)
     return autotune.choose(config, data, -(-num_replicas // devices_n),
                            -(-train_images // int(t.batch_size)))

@@ -49,6 +49,10 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
         _choice("train.halving.metric", t.halving.metric, tracker.SELECT)
     replicas.resolve_strategy(t.strategy)
     replicas.chunk_size(t.strategy, t.chunk)
+    if not 0 <= float(t.autotune_share) <= 1:
+        raise JaxsegError(f"train.autotune_share={t.autotune_share} must be within [0, 1] (the "
+                          "share of a cohort's estimated time that train.strategy=auto may "
+                          "spend timing the candidates)")
     replicas.resolve_loop(t.loop)
     replicas.compiler_options(t.xla_options)
     models.validate(config.model, int(config.data.num_classes))

@@ -1,8 +1,11 @@
 """train.strategy=auto: the decision rule on injected timings, its time budget and its
 cache (the real measurement runs in tests/test_gpu_suite.py's tiny suite)."""
 
-from jaxseg import configs
+import pytest
+
+from jaxseg import configs, validation
 from jaxseg.engine import autotune
+from jaxseg.errors import JaxsegError
 
 
 def auto_config(epochs=100, share=0.05):
@@ -53,3 +56,13 @@ def test_choice_measures_within_its_budget_and_is_cached(tmp_path):
     c.train.strategy, c.train.chunk = "chunked", 2
     assert autotune.choose(c, None, 8, 10, measure=fake(steps)).label == "chunked:2"
     assert autotune.choose(auto_config(), None, 1, 10, measure=fake(steps)).source == "default"
+
+
+def test_impossible_budget_is_refused_naming_the_field():
+    c = auto_config(share=1.5)
+    with pytest.raises(JaxsegError, match=r"train.autotune_share=1.5 must be within \[0, 1\]"):
+        validation.validate(c)
+    c = auto_config()
+    c.train.strategy, c.train.chunk = "chunked", 0
+    with pytest.raises(JaxsegError, match="train.chunk=0"):
+        validation.validate(c)

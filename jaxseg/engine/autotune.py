@@ -158,7 +158,7 @@ def choose(config, data, num_replicas: int, steps_per_epoch: int, measure=None,
       num_replicas: R (per device: the replicas one device runs).
       steps_per_epoch: training steps per epoch (for the cohort's estimated time).
       measure: ``measure(label) -> (compile_s, [step seconds])``, the timing of one
-        candidate; default: compile it and time it (:func:`time_candidates`). Tests
+        candidate; default: compile it and time it (``_Timer``, side by side). Tests
         inject timings here.
       use_cache: read and write the decision cache.
       cache_file: the cache (default: :func:`cache_path`).

@@ -62,6 +62,12 @@ def replica_mesh(num_devices: int = 0) -> Mesh | None:
     return Mesh(np.array(devices[:n]), (AXIS,))
 
 
+def device_count(setting: int = 0) -> int:
+    """How many devices ``train.devices`` asks for (0: every visible one; at most that)."""
+    n = len(jax.devices())
+    return n if int(setting) <= 0 else min(int(setting), n)
+
+
 def padded_size(num_replicas: int, mesh: Mesh | None, multiple: int = 1) -> int:
     """R rounded up to a multiple of the mesh's device count times ``multiple``."""
     d = (1 if mesh is None else mesh.devices.size) * max(int(multiple), 1)

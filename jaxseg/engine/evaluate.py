@@ -22,8 +22,6 @@ from jaxseg.engine.tracker import CASE_DICE
 
 # ``eval.full_metrics``: the full set for the best weights only, or at every evaluation.
 FULL_METRICS = ("best", "every")
-# The keys only the full set has (besides per-class and HD95 details).
-FULL_KEYS = ("bf", "bf_image", "hd95")
 
 
 def batch_layout(n: int, batch_size: int) -> tuple[int, int]:

@@ -14,7 +14,7 @@ of stacked arguments (leading axis R) plus shared arguments (the dataset):
   buffers once per epoch and joined back for evaluation and checkpoints); CPU speed is R
   times one replica's and the compile time does not grow with R.
   :class:`jaxseg.engine.cohort.Cohort` implements it (``split_rounds`` / ``join_rounds``);
-  evaluation reads a replica's slice with :func:`take_replica`.
+  evaluation reads a replica's slice with :func:`take_chunk`.
 * ``chunked``: ``vmap`` over chunks of ``train.chunk`` replicas, called once per chunk
   per step on the chunk's own buffers (as ``sequential``, which is ``chunk = 1``; ``vmap``
   is ``chunk = R``): the family in between, where a GPU trades grouped-convolution cost

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxseg import configs, hparams, losses, validation
 from jaxseg.data import readers
-from jaxseg.engine import halving, replicas
+from jaxseg.engine import devices, halving, replicas
 from jaxseg.errors import JaxsegError
 
 
@@ -151,8 +151,7 @@ def plan(config: ml_collections.ConfigDict, runs: list[dict],
         groups.setdefault(_signature(c), []).append(i)
     cap = int(config.sweep.max_replicas if max_replicas is None else max_replicas)
     # The replicas of a cohort are sharded over the devices (train.devices; 0: all).
-    n_devices = len(jax.devices()) if int(config.train.devices) <= 0 else \
-        min(int(config.train.devices), len(jax.devices()))
+    n_devices = devices.device_count(config.train.devices)
     budget = device_memory() * n_devices
     # ``sequential`` holds every replica's state but one replica's activations per device.
     sequential = replicas.resolve_strategy(config.train.strategy) == "sequential"
