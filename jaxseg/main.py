@@ -12,7 +12,7 @@ Commands:
   inspect list a workdir's cohorts and replicas (status, best epoch, metrics, checkpoints);
           ``--replica=ID`` shows one in depth, ``--export=PATH`` writes it as a standalone
           model.
-  predict segment a PNG, a folder of PNGs or an HDF5 volume with a replica
+  predict segment PNGs or HDF5 slices/volumes (a file, folder or pattern) with a replica
           (``--workdir`` + ``--replica``) or an exported ``--model``; ``--masks`` adds metrics.
   report  a self-contained report folder (report.md, report.html, PNG figures) of a workdir.
 
@@ -65,7 +65,8 @@ flags.DEFINE_enum("weights", "best", ["best", "last"], "inspect/predict: the rep
                   "at its best epoch or at its newest checkpoint.")
 flags.DEFINE_string("model", None, "predict: an exported model folder (instead of --workdir and "
                     "--replica).")
-flags.DEFINE_string("input", None, "predict: a PNG, a folder of PNGs, or an HDF5 file.")
+flags.DEFINE_string("input", None, "predict: a PNG, an HDF5 slice or volume, a folder of "
+                    "either, or a quoted glob pattern of them ('data/patient*_frame??.h5').")
 flags.DEFINE_string("masks", None, "predict: the true mask PNG, or a folder of masks "
                     "(<name>_mask.png or <name>.png), for metrics.")
 flags.DEFINE_string("output", None, "predict: output folder (masks, overlays, metrics); "
@@ -173,7 +174,7 @@ def _predict(argv_rest):
     from jaxseg import model_io, predict
 
     if not flags.FLAGS.input or not flags.FLAGS.output:
-        raise JaxsegError("predict needs --input=PNG|FOLDER|H5 and --output=DIR")
+        raise JaxsegError("predict needs --input=PNG|H5|FOLDER|PATTERN and --output=DIR")
     model = model_io.load(flags.FLAGS.model, flags.FLAGS.workdir, flags.FLAGS.replica,
                          flags.FLAGS.weights)
     result = predict.run_predict(model, flags.FLAGS.input, flags.FLAGS.output,

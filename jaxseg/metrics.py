@@ -251,11 +251,11 @@ class SegSums(clu_metrics.Metric):
             vtp, vfp, vfn = (np.asarray(x, np.float64)
                              for x in (self.vol_tp, self.vol_fp, self.vol_fn))
             per_volume = _safe_div(2 * vtp, 2 * vtp + vfp + vfn)  # (V, K)
-            out["volume_dice_per_class"] = _nanmean(per_volume, axis=0)
-            out["volume_dice"] = float(_nanmean(out["volume_dice_per_class"][1:]))
+            out["volume_dice_per_class"] = nanmean(per_volume, axis=0)
+            out["volume_dice"] = float(nanmean(out["volume_dice_per_class"][1:]))
         for name in ("dice", "iou", "bf", "dice_image", "iou_image", "bf_image"):
             if f"{name}_per_class" in out:
-                out[name] = float(_nanmean(out[f"{name}_per_class"][1:]))
+                out[name] = float(nanmean(out[f"{name}_per_class"][1:]))
         return out
 
 
@@ -286,10 +286,11 @@ def dice_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
     if volume is not None:
         ids = np.unique(volume)
         tp, fp, fn = (np.stack([x[volume == v].sum(0) for v in ids]) for x in (tp, fp, fn))
-    return _nanmean(_safe_div(2 * tp, 2 * tp + fp + fn), axis=1)
+    return nanmean(_safe_div(2 * tp, 2 * tp + fp + fn), axis=1)
 
 
-def _nanmean(x, axis=None):
+def nanmean(x, axis=None):
+    """The mean over the non-NaN values (NaN where there are none), without a warning."""
     x = np.asarray(x, np.float64)
     n = np.sum(~np.isnan(x), axis=axis)
     s = np.nansum(x, axis=axis)
@@ -401,7 +402,7 @@ def summarize_hd95(per_case: np.ndarray, unit: str = "px") -> dict:
     """
     per_case = np.asarray(per_case, np.float64)
     missed = np.isinf(per_case).sum(0)
-    per_class = _nanmean(np.where(np.isinf(per_case), np.nan, per_case), axis=0)
-    return {"hd95_per_class": per_class, "hd95": float(_nanmean(per_class[1:])),
+    per_class = nanmean(np.where(np.isinf(per_case), np.nan, per_case), axis=0)
+    return {"hd95_per_class": per_class, "hd95": float(nanmean(per_class[1:])),
             "hd95_missed_per_class": missed, "hd95_missed": int(missed[1:].sum()),
             "hd95_unit": unit}

@@ -1,15 +1,17 @@
 """Segmenting new images with a trained model: ``jaxseg predict``.
 
-The model is a replica of a workdir or an exported folder (:mod:`jaxseg.model_io`).
-Inputs are a PNG, a folder of PNGs, or an HDF5 file with an ``image`` dataset (a slice or a
-volume ``(S, H, W)``). Each image goes through the pre-processing the model was trained with
-(scaling, CLAHE, crop/pad to ``data.image_size``); the predicted labels are put back at the
-input's size (pixels outside a centre crop are background). Outputs per input: a label mask
-PNG (class indices, or the dataset's grey levels for ``folder`` data) of the input's size, a
-colour overlay PNG (:mod:`jaxseg.drawing`), and for HDF5 inputs an HDF5 file with the
+The model is a replica of a workdir or an exported folder (:mod:`jaxseg.model_io`). Inputs are
+a PNG, an HDF5 file with an ``image`` dataset (a slice or a volume ``(S, H, W)``), a folder of
+either, or a glob pattern of them. Each image goes through the pre-processing the model was
+trained with (scaling, CLAHE, crop/pad to ``data.image_size``); the predicted labels are put
+back at the input's size (pixels outside a centre crop are background). Outputs per input: a
+label mask PNG (class indices, or the dataset's grey levels for ``folder`` data) of the input's
+size, a colour overlay PNG (:mod:`jaxseg.drawing`), and for HDF5 inputs an HDF5 file with the
 predicted ``label`` volume. When masks are given (``--masks``, or a ``label`` dataset in the
-HDF5 file) the metrics of :mod:`jaxseg.metrics` are computed at the input's size, printed
-and saved.
+HDF5 file) the metrics of :mod:`jaxseg.metrics` are computed at the input's size, printed and
+saved; over several volumes also the per-volume means, as the engine's evaluation of a volume
+split reports them (``volume_dice``: each volume's 3-D Dice per class, averaged over the
+volumes, then over the foreground classes; HD95 per volume, averaged).
 """
 
 import dataclasses
@@ -81,10 +83,11 @@ def _read_h5(path: str, num_classes: int) -> Case:
 
 
 def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
-    """The cases of ``--input`` (PNG, folder of PNGs, or HDF5) with their masks, if given.
+    """The cases of ``--input`` with their masks, if given.
 
     Args:
-      inp: the input path.
+      inp: a PNG, an HDF5 file, a folder of PNGs (or, without PNGs, of ``.h5`` files), or a
+        glob pattern of PNG/HDF5 files (``'data/patient*_frame??.h5'``: quote it).
       masks: a mask PNG (for one input PNG) or a folder of masks (``<stem>_mask.png`` or
         ``<stem>.png``); every image then needs its mask. Ignored for HDF5 (its ``label``).
       config: the model's config (classes, grey levels).
@@ -94,10 +97,15 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
     """
     num_classes = int(config.data.num_classes)
     grey = config.data.grey_levels if config.data.name == "folder" else None
-    if os.path.isdir(inp):
-        paths = readers.png_files(inp)
+    if any(ch in inp for ch in "*?[") and not os.path.exists(inp):
+        paths = readers.matching(inp)
         if not paths:
-            raise JaxsegError(f"no PNG images in {inp}")
+            raise JaxsegError(f"no files match {inp}")
+    elif os.path.isdir(inp):
+        # PNG slices, or else HDF5 files (a folder of volumes)
+        paths = readers.png_files(inp) or readers.matching(os.path.join(inp, "*.h5"))
+        if not paths:
+            raise JaxsegError(f"no PNG or HDF5 (.h5) images in {inp}")
     elif os.path.exists(inp):
         paths = [inp]
     else:
@@ -185,15 +193,15 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
 
     Args:
       model: the model.
-      inp: a PNG, a folder of PNGs, or an HDF5 file.
+      inp: the input (see :func:`gather_inputs`).
       out_dir: where the outputs go (created).
       masks: true masks for PNG inputs (see :func:`gather_inputs`).
 
     Returns:
       ``{"model": the model's provenance, "input": the input's path, "cases": one row per
       case (its size and, with masks, its metrics), "metrics": the metrics over every case
-      or None}``, also written to ``predictions.json`` (the metrics alone to
-      ``metrics.json``).
+      (with ``volume_dice``, ``volume_dice_per_class`` when volumes were given) or None}``,
+      also written to ``predictions.json`` (the metrics alone to ``metrics.json``).
     """
     config = model.config
     cases = gather_inputs(inp, masks, config)
@@ -201,7 +209,7 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
     grey = config.data.grey_levels if config.data.name == "folder" else None
     lut = np.array(grey if grey else range(model.num_classes), np.uint8)
     colours = drawing.class_colours(config.data.class_names)
-    rows, total, per_case_hd = [], None, []
+    rows, total, per_case_hd, volume_dice = [], None, [], []
     _check_sizes(cases, config)
     for case in cases:
         prepared = np.stack([_prepare(im, config) for im in case.images])
@@ -230,11 +238,17 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
             row.update({key: m[key] for key in ("dice", "iou", "bf", "dice_image",
                                                 "hd95", "hd95_missed", "hd95_unit")})
             row["dice_per_class"] = m["dice_per_class"]
+            if case.kind == "h5" and len(pred) > 1:
+                volume_dice.append(m["dice_per_class"])
         rows.append(row)
     overall = None
     if total is not None:
         overall = {**total.compute(), **metrics.summarize_hd95(
             np.concatenate(per_case_hd), m["hd95_unit"])}
+        if volume_dice:  # the engine's per-volume mean (metrics.SegSums.compute)
+            overall["volume_dice_per_class"] = metrics.nanmean(np.stack(volume_dice), axis=0)
+            overall["volume_dice"] = float(metrics.nanmean(
+                overall["volume_dice_per_class"][1:]))
     result = outputs.jsonable({"model": model.meta, "input": os.path.abspath(inp),
                                "cases": rows, "metrics": overall})
     outputs.write_json(os.path.join(out_dir, "predictions.json"), result)
@@ -257,7 +271,12 @@ def format_metrics(result: dict, class_names) -> str:
 
     missed = f", {m['hd95_missed']} case(s) with a class in one mask only" \
         if m.get("hd95_missed") else ""
+    volumes = ""
+    if m.get("volume_dice") is not None:
+        per_vol = ", ".join(f"{n} {d:.4f}" for n, d in zip(
+            names, m["volume_dice_per_class"][1:], strict=False) if d is not None)
+        volumes = f", {f('volume_dice')} per volume ({per_vol})"
     return (f"{len(result['cases'])} case(s): mean foreground Dice {f('dice')} pooled over "
-            f"pixels ({per}), {f('dice_image')} per image; IoU {f('iou')}; BF {f('bf')}; "
-            f"HD95 {f('hd95', 2)} {m.get('hd95_unit', 'px')}{missed}")
+            f"pixels ({per}), {f('dice_image')} per image{volumes}; IoU {f('iou')}; "
+            f"BF {f('bf')}; HD95 {f('hd95', 2)} {m.get('hd95_unit', 'px')}{missed}")
 

@@ -345,3 +345,52 @@ def test_predict_with_undefined_metrics_says_na_and_exits_0(sweep, tmp_path, tfd
     assert got["hd95"] is None and "HD95 n/a" in out.stdout
     # Whatever foreground the model predicts on the empty truth scores 0 (a false alarm).
     assert got["dice"] in (None, 0.0)
+
+
+@pytest.fixture(scope="module")
+def acdc_model(tmp_path_factory, tfds_dir, xla_cache):
+    """experiments/acdc_crop.py shrunk to seconds (a tiny U-Net, 5% of the slices, 1 epoch),
+    trained by `jaxseg train`, with its per-volume evaluation of the 20 validation volumes."""
+    acdc = shared_dir("acdc")
+    wd = str(tmp_path_factory.mktemp("acdc_train"))
+    out = cli(["train", f"--config={ROOT}/experiments/acdc_crop.py", f"--workdir={wd}",
+               f"--config.data.source_dir={acdc}", "--config.model.base_width=4",
+               "--config.model.depth=2", "--config.data.fraction=0.05",
+               "--config.train.epochs=1", "--config.eval.every=1",
+               f"--config.data.tfds_dir={tfds_dir}"], tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(os.path.join(wd, "summary.json")) as f:
+        best = json.load(f)["replicas"][0]["best"]
+    model = model_io.from_replica(workdir.Workdir(wd).replica("0"))
+    return model, acdc, best, datasets.load(model.config.data).val.volume_ids
+
+
+def test_predict_on_an_acdc_volume_reproduces_trainings_per_volume_dice(acdc_model, tmp_path,
+                                                                      tfds_dir, xla_cache):
+    model, acdc, best, volume_ids = acdc_model
+    export = model_io.export(model, str(tmp_path / "model"))
+    name = "patient085_frame01"  # 288x184 slices: cropped in height, padded in width
+    out = cli(["predict", f"--model={export}", f"--input={acdc}/data/{name}.h5",
+               f"--output={tmp_path / 'one'}"], tfds_dir, xla_cache)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with open(tmp_path / "one" / "predictions.json") as f:
+        (row,) = json.load(f)["cases"]
+    # The volume's 3-D Dice at the input's size equals the one training computed on the
+    # 160x160 crops (every foreground pixel of the validation volumes lies inside them).
+    assert (row["slices"], row["height"], row["width"]) == (15, 288, 184)
+    want = best["case_dice"][str(volume_ids.index(name))]
+    assert row["dice"] == pytest.approx(want, rel=1e-9)
+    # Over several volumes (a quoted pattern), the per-volume mean is the mean of the
+    # volumes' own per-class Dice, then over RV/MYO/LV (worked out here from the rows).
+    res = predict.run_predict(model, f"{acdc}/data/patient08[25]_frame0?.h5",
+                              str(tmp_path / "two"))
+    assert [c["case"] for c in res["cases"]] == [
+        "patient082_frame01", "patient082_frame02", "patient085_frame01", "patient085_frame02"]
+    per_class = np.array([c["dice_per_class"] for c in res["cases"]], float)
+    np.testing.assert_allclose(res["metrics"]["volume_dice_per_class"],
+                               np.nanmean(per_class, axis=0), rtol=1e-12)
+    assert res["metrics"]["volume_dice"] == pytest.approx(
+        np.nanmean(np.nanmean(per_class, axis=0)[1:]), rel=1e-12)
+    assert "per volume" in predict.format_metrics(res, model.config.data.class_names)
+    with pytest.raises(JaxsegError, match="no files match"):
+        predict.gather_inputs(f"{acdc}/data/nothing*.h5", None, model.config)

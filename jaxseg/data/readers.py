@@ -62,7 +62,12 @@ def _natural_key(path: str):
 
 def png_files(folder: str) -> list[str]:
     """The PNG files of a folder in natural order (``img2`` before ``img10``)."""
-    return sorted(glob.glob(os.path.join(folder, "*.png")), key=_natural_key)
+    return matching(os.path.join(folder, "*.png"))
+
+
+def matching(pattern: str) -> list[str]:
+    """The files a glob pattern matches, in natural order (``img2`` before ``img10``)."""
+    return sorted(glob.glob(pattern), key=_natural_key)
 
 
 def find_mask(mask_dir: str, image_path: str) -> str | None:
