@@ -235,7 +235,7 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
             sums, per_case, m = case_metrics(pred, case.labels, config)
             total = sums if total is None else total.merge(sums)
             per_case_hd.append(per_case)
-            row.update({key: m[key] for key in ("dice", "iou", "bf", "dice_image",
+            row.update({key: m[key] for key in ("dice", "iou", "bf", "dice_image", "hd95_per_class",
                                                 "hd95", "hd95_missed", "hd95_unit")})
             row["dice_per_class"] = m["dice_per_class"]
             if case.kind == "h5" and len(pred) > 1:

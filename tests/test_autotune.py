@@ -51,6 +51,13 @@ def test_choice_measures_within_its_budget_and_is_cached(tmp_path):
     m = fake(steps, compile_s=20.0)
     short = autotune.choose(auto_config(epochs=5), None, 4, 10, measure=m, cache_file=cache)
     assert m.asked == ["sequential"] and (short.label, short.source) == ("sequential", "default")
+    # The time spent is the timings' own account when the clock says less (injected
+    # timings take no time): 50 s budget; sequential costs 10 s of compile + 4 steps of 1 s;
+    # vmap is predicted at 1.5 x 10 + 11 steps = 26 s (14 + 26 <= 50: timed, 21 s); one
+    # more would end at 35 + 26 > 50 s.
+    m = fake(steps, compile_s=10.0)
+    mid = autotune.choose(auto_config(), None, 8, 10, measure=m, use_cache=False)
+    assert m.asked == ["sequential", "vmap"] and mid.label == "sequential"
     # Forced strategies and single replicas are not measured.
     c = auto_config()
     c.train.strategy, c.train.chunk = "chunked", 2

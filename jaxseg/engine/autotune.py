@@ -12,10 +12,12 @@ and keeps the fastest:
   R <= :data:`UNROLL_MAX` (its compile time grows with R);
 * a candidate is measured only while the time spent deciding stays within
   ``train.autotune_share`` (5%) of the cohort's estimated training time (epochs x steps x
-  the default's measured step); a cohort whose planner estimate (``jaxseg.sweep.plan``)
-  says that share would not pay for two compiles is not measured at all, and keeps the
-  default, as does one whose budget runs out after the default's timing (and one of one
-  replica has nothing to choose);
+  the default's measured step), its cost predicted from the longest compile so far (times
+  :data:`COMPILE_GROWTH`), its steps, and the set-up cost the earlier candidates showed;
+  a cohort whose planner estimate (``jaxseg.sweep.plan``) says that share would not pay
+  for two compiles is not measured at all, and keeps the default, as does one whose
+  budget runs out after the default's timing (and one of one replica has nothing to
+  choose);
 * each candidate is timed in turn with the default (one step each, :data:`REPEATS` times),
   so that the ratios share the machine's drift;
 * the decision is cached per device kind, model, batch, image size, R and jax version in
@@ -43,6 +45,10 @@ from jaxseg.engine import replicas
 UNROLL_MAX = 2  # unroll's compile time grows with R (95 s at R=4 on 2 CPU cores)
 MARGIN = 0.03  # a later candidate must be this much faster to be chosen
 REPEATS = 3  # timed steps per candidate (after one warm-up step)
+# The next candidate's compile is predicted as at most this times the longest so far: on 2
+# CPU cores vmap compiled 1.29x and chunked:2 1.40x sequential (docs/bench_autotune_cpu.json),
+# and the first rule (the last compile, unscaled) overshot the budget at R = 4 (5.3%).
+COMPILE_GROWTH = 1.5
 CACHE_FILE = "strategies.json"
 
 
@@ -190,19 +196,28 @@ def choose(config, data, num_replicas: int, steps_per_epoch: int, measure=None,
         measure = timer.measure
     timings, medians = {}, {}
 
+    modelled = [0.0]  # the timings' own account of the time spent: compiles and steps
+
     def run(label):
         compile_s, steps = measure(label)
         medians[label] = float(np.median(steps))
         timings[label] = {"step_s": medians[label], "compile_s": compile_s}
+        # Its compile, warm-up and timed steps, and (after the first) the default's steps
+        # timed in turn with them.
+        modelled[0] += compile_s + (len(steps) + 1) * medians[label] + (
+            REPEATS * medians[order[0]] if label != order[0] else 0.0)
 
     run(order[0])
     budget = float(t.autotune_share) * int(t.epochs) * steps_per_epoch * medians[order[0]]
     for label in order[1:]:
-        spent = time.perf_counter() - t0
-        # Expected cost of one more: a compile like the last one, and its steps (at up to
-        # twice the default's time) timed in turn with the default's.
-        last = timings[list(timings)[-1]]
-        more = last["compile_s"] + (3 * REPEATS + 2) * medians[order[0]]
+        spent = max(time.perf_counter() - t0, modelled[0])
+        # Expected cost of one more: a compile up to COMPILE_GROWTH times the longest so
+        # far (a vmapped program compiles slower than one replica's), its steps (at up to
+        # twice the default's time) timed in turn with the default's, and what building
+        # and initialising each candidate's cohort has cost beyond that account so far.
+        setup = max(1.0, spent / modelled[0]) if modelled[0] > 0 else 1.0
+        more = setup * (COMPILE_GROWTH * max(v["compile_s"] for v in timings.values())
+                        + (3 * REPEATS + 2) * medians[order[0]])
         if spent + more > budget:
             break
         run(label)

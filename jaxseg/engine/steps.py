@@ -133,8 +133,11 @@ def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, inde
     Returns:
       ``(state, acc)``.
     """
+    # The named scopes only label the ops of each part in profiles and XLA dumps
+    # (benchmarks/step_profile.py groups a step's time by them); they change no computation.
     k_aug, k_drop = jax.random.split(key)
-    x, y = augment.augment_batch(k_aug, images[index], labels[index], static.augment)
+    with jax.named_scope("batch"):
+        x, y = augment.augment_batch(k_aug, images[index], labels[index], static.augment)
     rates = tuple(hp[f"model.dropout.{s}"] if on else None
                   for s, on in zip(STAGES, static.dropout, strict=True))
     weights, params_ = _loss_args(static, hp)
@@ -144,23 +147,27 @@ def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, inde
         logits, mutated = static.model.apply(variables, x, train=True, dropout_rates=rates,
                                              rngs={"dropout": k_drop},
                                              mutable=["batch_stats"])
-        loss, _ = losses.total_loss(logits, y, weights, params_, head=static.head,
-                                    num_classes=static.num_classes,
-                                    class_counts=static.class_counts)
+        with jax.named_scope("loss"):
+            loss, _ = losses.total_loss(logits, y, weights, params_, head=static.head,
+                                        num_classes=static.num_classes,
+                                        class_counts=static.class_counts)
         return loss, mutated.get("batch_stats", {})
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-    opt_state = optim.set_learning_rate(state["opt_state"], lr)
-    updates, opt_state = static.tx.update(grads, opt_state, state["params"])
-    finite = jnp.isfinite(loss) & jnp.all(jnp.array(
-        [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-    ok = alive & active & finite
-    new = {"params": optax.apply_updates(state["params"], updates),
-           "batch_stats": batch_stats, "opt_state": opt_state, "plateau": state["plateau"]}
-    state = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
-    acc = {"loss": acc["loss"] + jnp.where(ok, loss, 0.0),
-           "count": acc["count"] + ok.astype(jnp.float32),
-           "bad": acc["bad"] | (alive & active & ~finite)}
+    with jax.named_scope("optimizer"):
+        opt_state = optim.set_learning_rate(state["opt_state"], lr)
+        updates, opt_state = static.tx.update(grads, opt_state, state["params"])
+        params = optax.apply_updates(state["params"], updates)
+    with jax.named_scope("guard"):  # a non-finite, frozen or padding step changes nothing
+        finite = jnp.isfinite(loss) & jnp.all(jnp.array(
+            [jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        ok = alive & active & finite
+        new = {"params": params, "batch_stats": batch_stats, "opt_state": opt_state,
+               "plateau": state["plateau"]}
+        state = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, state)
+        acc = {"loss": acc["loss"] + jnp.where(ok, loss, 0.0),
+               "count": acc["count"] + ok.astype(jnp.float32),
+               "bad": acc["bad"] | (alive & active & ~finite)}
     return state, acc
 
 
