@@ -56,29 +56,47 @@ def resolve_classes(config: ml_collections.ConfigDict) -> ml_collections.ConfigD
     A ``folder`` set with ``data.grey_levels`` has one class per grey level:
     ``data.num_classes`` becomes their count. Names left at the cardiac default for another
     class count become ``bg``, ``grey<level>`` (or ``class<c>`` without grey levels); names
-    given explicitly must name every class.
+    given explicitly must name every class. With ``data.classes`` (:mod:`jaxseg.data.classes`)
+    ``num_classes`` and ``class_names`` become the task's, and the data's own are kept in
+    ``data.source_num_classes`` and ``data.source_class_names``.
 
     Returns:
       The config.
 
     Raises:
-      JaxsegError: if ``data.class_names`` names another number of classes.
+      JaxsegError: if ``data.class_names`` names another number of classes, or
+        ``data.classes`` a class the data do not have.
     """
+    resolve_data_classes(config.data)
+    return config
+
+
+def resolve_data_classes(d: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """:func:`resolve_classes` on the ``data`` part of a config alone (in place); returns it."""
+    from jaxseg.data import classes
     from jaxseg.errors import JaxsegError
 
-    d = config.data
-    grey = d.grey_levels if d.name == "folder" else None
-    if grey is not None:
-        d.num_classes = len(grey)
-    n, names = int(d.num_classes), tuple(d.class_names)
-    if names == CARDIAC_CLASSES and n != len(CARDIAC_CLASSES):
-        d.class_names = ("bg",) + tuple(f"grey{g}" for g in grey[1:]) if grey is not None \
-            else ("bg",) + tuple(f"class{c}" for c in range(1, n))
-    elif len(names) != n:
-        raise JaxsegError(f"data.class_names {list(names)} name {len(names)} classes but the "
-                          f"data have {n}" + (f" (one per data.grey_levels {list(grey)})"
-                                              if grey is not None else " (data.num_classes)"))
-    return config
+    if d.classes and d.source_class_names:  # resolved before: the data's classes recorded
+        n, names = int(d.source_num_classes), tuple(d.source_class_names)
+    else:
+        grey = d.grey_levels if d.name == "folder" else None
+        if grey is not None:
+            d.num_classes = len(grey)
+        n, names = int(d.num_classes), tuple(d.class_names)
+        if names == CARDIAC_CLASSES and n != len(CARDIAC_CLASSES):
+            names = ("bg",) + tuple(f"grey{g}" for g in grey[1:]) if grey is not None \
+                else ("bg",) + tuple(f"class{c}" for c in range(1, n))
+        elif len(names) != n:
+            raise JaxsegError(
+                f"data.class_names {list(names)} name {len(names)} classes but the data have "
+                f"{n}" + (f" (one per data.grey_levels {list(grey)})" if grey is not None
+                          else " (data.num_classes)"))
+    if d.classes:  # the task's classes (jaxseg.data.classes)
+        groups = classes.parse(d.classes, names)
+        d.source_num_classes, d.source_class_names = n, names
+        n, names = 1 + len(groups), classes.group_names(groups, names)
+    d.num_classes, d.class_names = n, names
+    return d
 
 
 def default() -> ml_collections.ConfigDict:
@@ -93,6 +111,11 @@ def default() -> ml_collections.ConfigDict:
     d.num_classes = 4  # including background; folder: follows grey_levels when they are given
     d.class_names = CARDIAC_CLASSES  # for tables and reports (other class counts: class1...)
     d.grey_levels = ml_collections.FieldReference(None, field_type=tuple)  # folder masks
+    # The task's foreground classes, e.g. "RV" (RV vs the rest) or "MYO+LV,RV" (merged):
+    # names or indices of the data's classes, the others background (jaxseg/data/classes.py).
+    d.classes = ""
+    d.source_num_classes = 0  # set from the data when data.classes is given (not by hand)
+    d.source_class_names = ml_collections.FieldReference((), field_type=tuple)
     d.train_split = "train"
     d.val_split = "val"
     d.image_size = 96  # every image is fitted to this side (data.fit); 0 keeps the files' size

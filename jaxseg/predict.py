@@ -22,7 +22,7 @@ import numpy as np
 from absl import logging
 
 from jaxseg import drawing, metrics, model_io, outputs
-from jaxseg.data import preprocess, readers
+from jaxseg.data import classes, preprocess, readers
 from jaxseg.errors import JaxsegError
 
 
@@ -95,7 +95,7 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
     Returns:
       The cases, in natural name order.
     """
-    num_classes = int(config.data.num_classes)
+    num_classes = classes.source_count(config.data)  # the masks' own classes (data.classes)
     grey = config.data.grey_levels if config.data.name == "folder" else None
     if any(ch in inp for ch in "*?[") and not os.path.exists(inp):
         paths = readers.matching(inp)
@@ -125,6 +125,8 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
             label = readers.read_mask(mask_path, num_classes, grey, image.shape, path)[None]
         name = os.path.splitext(os.path.basename(path))[0]
         cases.append(Case(name, image[None], label, "png"))
+    for case in cases:  # true masks in the model's classes (data.classes)
+        case.labels = classes.apply(case.labels, config.data)
     return cases
 
 
@@ -206,7 +208,10 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
     config = model.config
     cases = gather_inputs(inp, masks, config)
     os.makedirs(out_dir, exist_ok=True)
-    grey = config.data.grey_levels if config.data.name == "folder" else None
+    # Written masks hold the data's grey levels for a folder set (class indices once
+    # data.classes has remapped the classes).
+    grey = config.data.grey_levels if config.data.name == "folder" and not config.data.classes \
+        else None
     lut = np.array(grey if grey else range(model.num_classes), np.uint8)
     colours = drawing.class_colours(config.data.class_names)
     rows, total, per_case_hd, volume_dice = [], None, [], []

@@ -39,6 +39,35 @@ def test_cmr96_counts_labels_and_class_fractions(tfds_dir):
         datasets.load(data_cfg("cmr96", tfds_dir, source_dir=src, val_split="test"))
 
 
+def test_classes_select_and_merge_the_masks_classes(tfds_dir):
+    src = shared_dir("cmr96")
+    plain = datasets.load(data_cfg("cmr96", tfds_dir, source_dir=src))
+    # RV against the rest: MYO and LV become background, every pixel's class by hand.
+    rv = datasets.load(data_cfg("cmr96", tfds_dir, source_dir=src, classes="RV"))
+    np.testing.assert_array_equal(rv.train.labels, (plain.train.labels == 1).astype(np.int32))
+    np.testing.assert_array_equal(rv.val.labels, (plain.val.labels == 1).astype(np.int32))
+    assert rv.num_classes == 2
+    np.testing.assert_array_equal(rv.class_counts, [plain.class_counts[[0, 2, 3]].sum(),
+                                                    plain.class_counts[1]])
+    # Merged, in the spec's order, by name or index: MYO + LV is class 1, RV class 2.
+    for spec in ("MYO+LV,RV", "myo+3,1"):
+        c = configs.default()
+        c.data.update(name="cmr96", tfds_dir=tfds_dir, source_dir=src, classes=spec)
+        configs.resolve_classes(c)
+        configs.resolve_classes(c)  # idempotent: the data's classes are recorded once
+        assert (c.data.num_classes, c.data.source_num_classes) == (3, 4)
+        assert tuple(c.data.class_names) == ("bg", "MYO+LV", "RV")
+        merged = datasets.load(c.data)
+        want = np.array([0, 2, 1, 1])[plain.val.labels]
+        np.testing.assert_array_equal(merged.val.labels, want)
+    for spec, match in (("bg", "lists the background"), ("RV,rv", "lists RV twice"),
+                        ("RA", "'RA' is none of the data's classes"), ("RV,", "empty class")):
+        c = configs.default()
+        c.data.classes = spec
+        with pytest.raises(JaxsegError, match=match):
+            configs.resolve_classes(c)
+
+
 def test_acdc_slices_and_volumes(tfds_dir):
     src = shared_dir("acdc")
     d = datasets.load(data_cfg("acdc", tfds_dir, source_dir=src, image_size=224))

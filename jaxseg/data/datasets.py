@@ -8,6 +8,7 @@ volume. ``data.folds > 0`` pools the labelled images and serves fold
 ``data.fold`` of a k-fold cross-validation instead of the train/val split.
 """
 
+import copy
 import dataclasses
 import re
 
@@ -15,7 +16,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from jaxseg.data import builders, preprocess
+from jaxseg.data import builders, classes, preprocess
 from jaxseg.errors import JaxsegError
 
 # How each data.fit brings an image of another size to data.image_size, in words.
@@ -151,7 +152,7 @@ def to_split(images, labels, ids, cfg: ml_collections.ConfigDict) -> Split:
 
 def builder_options(cfg: ml_collections.ConfigDict) -> dict:
     """The TFDS builder options a ``data`` config asks for."""
-    options = {"num_classes": int(cfg.num_classes)}
+    options = {"num_classes": classes.source_count(cfg)}  # the masks' own classes
     if cfg.name == "phantom":
         options.update(size=int(cfg.phantom.size), seed=int(cfg.phantom.seed),
                        num_train=int(cfg.phantom.num_train), num_val=int(cfg.phantom.num_val),
@@ -227,6 +228,10 @@ def load(cfg: ml_collections.ConfigDict) -> SegData:
     Returns:
       The :class:`SegData`.
     """
+    if cfg.classes and not cfg.source_class_names:  # a data config not resolved yet
+        from jaxseg import configs
+
+        cfg = configs.resolve_data_classes(copy.deepcopy(cfg))
     builder = _prepare_once(cfg)
     train = to_split(*read_split(builder, cfg.train_split), cfg)
     val = to_split(*read_split(builder, cfg.val_split), cfg)
@@ -234,6 +239,7 @@ def load(cfg: ml_collections.ConfigDict) -> SegData:
         if split.labels is None:
             raise JaxsegError(f"split {name!r} of {cfg.name} has no masks; it can only be "
                               "predicted on, not trained or evaluated on")
+        split.labels = classes.apply(split.labels, cfg)  # the task's classes (data.classes)
     pool = fold_of = None
     if cfg.folds:
         pool = _concat(train, val)
