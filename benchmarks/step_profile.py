@@ -89,7 +89,7 @@ def jax_group(name: str, instr: dict) -> str:
                          ("/guard/", "finite check + keep/skip select")):
         if scope in op_name or op_name.endswith(scope[:-1]):
             return group
-    if "/loss/" in op_name or "log_softmax" in op_name:
+    if re.search(r"[/(]loss[/)]", op_name) or "log_softmax" in op_name:
         return f"loss ({pass_})"
     if "BatchNorm" in op_name:
         return f"batch norm ({pass_})"
@@ -102,7 +102,10 @@ def jax_group(name: str, instr: dict) -> str:
         if _kernel_shaped(shape):
             return "convolution weight gradient"
         return "convolution forward" if pass_ == "forward" else "convolution input gradient"
-    if "relu" in op_name:
+    if re.search(r"/Conv_\d+/", op_name):  # a convolution's bias: its add and its gradient
+        return f"convolution bias ({pass_})"
+    if "relu" in op_name or (pass_ == "backward" and "ConvBlock" in op_name
+                             and op_name.endswith("/select_n")):  # ReLU's gradient: a select
         return f"relu ({pass_})"
     if "concatenate" in op_name or "split" in op_name:
         return f"skip concatenation ({pass_})"
@@ -156,7 +159,9 @@ def profile_jax(steps: int) -> dict:
             "ops_sum_s": sum(groups.values()), "unmatched_thunks": dict(unmatched),
             "slowest": [(op, t, jax_group(op, instr), *instr.get(op, ("", (), ""))[:2],
                          instr.get(op, ("", (), ""))[2][-90:])
-                        for op, t in per_op.most_common(flags.FLAGS.top)]}
+                        for op, t in per_op.most_common(flags.FLAGS.top)],
+            # every thunk: seconds per step, opcode, shape and op_name (to re-group offline)
+            "ops": {op: [t, *instr.get(op, ("", (), ""))] for op, t in per_op.items()}}
 
 
 _BACKWARD = {"ConvolutionBackward0": "convolution backward (input + weight)",

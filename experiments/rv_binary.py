@@ -12,8 +12,9 @@ Dice at λ = 0.5, and the weighted mix 0.5 BCE + Dice) x 4 regularisations (none
 coupled L2 1e-4, both) x 2 seeds = 40 runs in one cohort (the losses are weightings of one
 set of terms, the penalties numbers).
 
-Expected: not measured yet (the grid has not been run on its full size; about an hour on 2
-CPU cores by the planner's estimate, ``--dry_run``).
+Expected: not measured yet (the grid has not been run on its full size: ~167 min on 2 CPU
+cores by the planner's estimate, ``--dry_run``, before early stopping; loss_functions' 27 runs
+took 86 min).
 """
 
 from jaxseg import configs

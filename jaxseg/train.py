@@ -174,7 +174,9 @@ def _train_and_evaluate(config, workdir, overrides, label):
             save()
         leader, leader_dice = track.leader()
         healthy = np.array([s in ("running", "finished") for s in track.status])
-        shown = np.where(healthy, train_loss, np.nan)  # a diverged loss would swamp the mean
+        # The mean over the replicas that trained this epoch (also those it stopped or
+        # pruned at its end), but the diverged: their loss would swamp it.
+        shown = np.where(np.array([s != "diverged" for s in track.status]), train_loss, np.nan)
         mean_loss = float(np.nanmean(shown)) if np.isfinite(shown).any() else np.nan
         alive_now = int(healthy.sum())
         progress.epoch_done(epoch, time.time() - t0, alive_now, leader_dice, leader, mean_loss)

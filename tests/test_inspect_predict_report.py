@@ -365,16 +365,14 @@ def acdc_model(tmp_path_factory, tfds_dir, xla_cache):
     return model, acdc, best, datasets.load(model.config.data).val.volume_ids
 
 
-def test_predict_on_an_acdc_volume_reproduces_trainings_per_volume_dice(acdc_model, tmp_path,
-                                                                      tfds_dir, xla_cache):
+def test_predict_on_an_acdc_volume_reproduces_trainings_per_volume_dice(acdc_model, tmp_path):
     model, acdc, best, volume_ids = acdc_model
-    export = model_io.export(model, str(tmp_path / "model"))
+    # The exported model, as `jaxseg predict --model` loads it (its command line is
+    # tested on cmr96 above).
+    export = model_io.from_export(model_io.export(model, str(tmp_path / "model")))
     name = "patient085_frame01"  # 288x184 slices: cropped in height, padded in width
-    out = cli(["predict", f"--model={export}", f"--input={acdc}/data/{name}.h5",
-               f"--output={tmp_path / 'one'}"], tfds_dir, xla_cache)
-    assert out.returncode == 0, out.stderr[-2000:]
-    with open(tmp_path / "one" / "predictions.json") as f:
-        (row,) = json.load(f)["cases"]
+    (row,) = predict.run_predict(export, f"{acdc}/data/{name}.h5", str(tmp_path / "one"))[
+        "cases"]
     # The volume's 3-D Dice at the input's size equals the one training computed on the
     # 160x160 crops (every foreground pixel of the validation volumes lies inside them).
     assert (row["slices"], row["height"], row["width"]) == (15, 288, 184)
@@ -382,7 +380,7 @@ def test_predict_on_an_acdc_volume_reproduces_trainings_per_volume_dice(acdc_mod
     assert row["dice"] == pytest.approx(want, rel=1e-9)
     # Over several volumes (a quoted pattern), the per-volume mean is the mean of the
     # volumes' own per-class Dice, then over RV/MYO/LV (worked out here from the rows).
-    res = predict.run_predict(model, f"{acdc}/data/patient08[25]_frame0?.h5",
+    res = predict.run_predict(export, f"{acdc}/data/patient08[25]_frame0?.h5",
                               str(tmp_path / "two"))
     assert [c["case"] for c in res["cases"]] == [
         "patient082_frame01", "patient082_frame02", "patient085_frame01", "patient085_frame02"]
