@@ -3,6 +3,7 @@ a diverging replica is isolated, frozen replicas do not change, the CLI leaves i
 the benchmark tables and the XLA options per backend."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -194,7 +195,7 @@ def tracker_stop(rows, monitor, patience, start):
     return None
 
 
-def test_early_stopping_counts_patience_from_its_start_epoch(tfds_dir, tmp_path):
+def test_early_stopping_counts_patience_from_its_start_epoch(tfds_dir, tmp_path, caplog):
     c = tiny_config(tfds_dir, epochs=7)
     c.model.norm = "none"  # no batch statistics: a replica that does not learn is constant
     c.optim.name = "sgd"
@@ -213,11 +214,17 @@ def test_early_stopping_counts_patience_from_its_start_epoch(tfds_dir, tmp_path)
     assert s["replicas"][1]["stopped_epoch"] == tracker_stop(learner, "loss", 2, 3)
     # Monitoring Dice instead: the learner's stop follows its Dice (higher is better).
     c.train.early_stopping_monitor, c.train.early_stopping_start = "dice", 0
-    s = train.train_and_evaluate(c, str(tmp_path / "dice"), [{"optim.learning_rate": 3e-3,
-                                                              "seed": 1}])
+    with caplog.at_level(logging.INFO):
+        s = train.train_and_evaluate(c, str(tmp_path / "dice"), [{"optim.learning_rate": 3e-3,
+                                                                  "seed": 1}])
     h = history(str(tmp_path / "dice"))
     rows = [h[(0, e)] for e in range(1, 8) if (0, e) in h]
-    assert s["replicas"][0]["stopped_epoch"] == tracker_stop(rows, "dice", 2, 0)
+    stop = s["replicas"][0]["stopped_epoch"]
+    assert stop == tracker_stop(rows, "dice", 2, 0)
+    # The progress line of the epoch that stopped the last replica shows its training loss.
+    line = [r.getMessage() for r in caplog.records if f"epoch {stop}/7 |" in r.getMessage()]
+    assert stop and len(line) == 1 and "replicas alive 0/1" in line[0], line
+    assert f"train loss {h[(0, stop)]['train_loss']:.4f}" in line[0], line
     assert tracker_stop(rows, "dice", 2, 0) != tracker_stop(rows, "loss", 2, 0)
 
 
