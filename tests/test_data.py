@@ -60,6 +60,12 @@ def test_classes_select_and_merge_the_masks_classes(tfds_dir):
         merged = datasets.load(c.data)
         want = np.array([0, 2, 1, 1])[plain.val.labels]
         np.testing.assert_array_equal(merged.val.labels, want)
+    # predict reads true masks in the data's classes and scores them in the task's.
+    from jaxseg import predict
+    (case,) = predict.gather_inputs(f"{src}/val/image/cmr101.png", f"{src}/val/mask", c)
+    raw = readers.read_mask(f"{src}/val/mask/cmr101_mask.png", 4, None,
+                            case.images.shape[1:], "cmr101")
+    np.testing.assert_array_equal(case.labels[0], np.array([0, 2, 1, 1])[raw])
     for spec, match in (("bg", "lists the background"), ("RV,rv", "lists RV twice"),
                         ("RA", "'RA' is none of the data's classes"), ("RV,", "empty class")):
         c = configs.default()

@@ -215,7 +215,7 @@ def choose(config, data, num_replicas: int, steps_per_epoch: int, measure=None,
         # far (a vmapped program compiles slower than one replica's), its steps (at up to
         # twice the default's time) timed in turn with the default's, and what building
         # and initialising each candidate's cohort has cost beyond that account so far.
-        setup = max(1.0, spent / modelled[0]) if modelled[0] > 0 else 1.0
+        setup = spent / modelled[0] if modelled[0] > 0 else 1.0  # >= 1: spent >= modelled
         more = setup * (COMPILE_GROWTH * max(v["compile_s"] for v in timings.values())
                         + (3 * REPEATS + 2) * medians[order[0]])
         if spent + more > budget:
