@@ -51,13 +51,15 @@ def main(argv):
     b = min(flags.FLAGS.batch, len(data.val))
     x, y = jnp.asarray(data.val.images[:b]), jnp.asarray(data.val.labels[:b])
     valid, volume = jnp.ones(b), jnp.zeros(b, jnp.int32)
+    region = jnp.asarray(data.val.regions()[:b])
     opts = replicas.compiler_options("tuned")
     programs = {
         "forward": (lambda s: static.model.apply(
             {"params": s["params"], "batch_stats": s["batch_stats"]}, x, train=False)),
         "per-epoch eval step": (lambda s: steps.eval_step(static, False, s, hp, x, y, valid,
-                                                          volume)),
-        "full eval step": (lambda s: steps.eval_step(static, True, s, hp, x, y, valid, volume)),
+                                                          volume, region)),
+        "full eval step": (lambda s: steps.eval_step(static, True, s, hp, x, y, valid, volume,
+                                                     region)),
     }
     compiled = {k: jax.jit(f, compiler_options=opts) for k, f in programs.items()}
     for f in compiled.values():

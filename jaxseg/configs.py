@@ -83,6 +83,9 @@ def resolve_data_classes(d: ml_collections.ConfigDict) -> ml_collections.ConfigD
         if grey is not None:
             d.num_classes = len(grey)
         n, names = int(d.num_classes), tuple(d.class_names)
+        listed = _nifti_label_names(d)  # an nnU-Net dataset.json names the classes
+        if listed is not None:
+            n, names = len(listed), listed if names == CARDIAC_CLASSES else names
         if names == CARDIAC_CLASSES and n != len(CARDIAC_CLASSES):
             names = ("bg",) + tuple(f"grey{g}" for g in grey[1:]) if grey is not None \
                 else ("bg",) + tuple(f"class{c}" for c in range(1, n))
@@ -99,16 +102,26 @@ def resolve_data_classes(d: ml_collections.ConfigDict) -> ml_collections.ConfigD
     return d
 
 
+def _nifti_label_names(d: ml_collections.ConfigDict) -> tuple[str, ...] | None:
+    """The class names of a ``nifti`` set's ``dataset.json``, or None without one."""
+    if d.name != "nifti" or not d.source_dir:
+        return None
+    from jaxseg.data import nifti
+
+    return nifti.label_names(os.path.expanduser(d.source_dir))
+
+
 def default() -> ml_collections.ConfigDict:
     """Returns the default config: a small U-Net on the built-in phantom data."""
     c = ml_collections.ConfigDict()
     c.seed = 0  # model init, batch order, augmentation and dropout of this run
 
     c.data = d = ml_collections.ConfigDict()
-    d.name = "phantom"  # phantom | cmr96 | acdc | folder
-    d.source_dir = ""  # raw data folder for cmr96 / acdc / folder
+    d.name = "phantom"  # phantom | cmr96 | acdc | folder | nifti
+    d.source_dir = ""  # raw data folder for cmr96 / acdc / folder / nifti
     d.tfds_dir = os.environ.get("JAXSEG_TFDS_DIR", "~/.cache/jaxseg/tensorflow_datasets")
-    d.num_classes = 4  # including background; folder: follows grey_levels when they are given
+    # Including background; folder: follows grey_levels, nifti: dataset.json's labels.
+    d.num_classes = 4
     d.class_names = CARDIAC_CLASSES  # for tables and reports (other class counts: class1...)
     d.grey_levels = ml_collections.FieldReference(None, field_type=tuple)  # folder masks
     # The task's foreground classes, e.g. "RV" (RV vs the rest) or "MYO+LV,RV" (merged):
@@ -130,7 +143,8 @@ def default() -> ml_collections.ConfigDict:
     d.fold = 0  # the held-out fold (a replica field: the folds of a grid share one cohort)
     d.fold_seed = 0  # the shuffle that deals images (volumes) to folds
     # Pixel size in mm, (row, col), or (slice, row, col) for volume splits: HD95 in mm.
-    # Empty: unknown (PNG folders; the ACDC HDF5 conversion keeps none), HD95 in pixels.
+    # Empty: unknown (PNG folders; the ACDC HDF5 conversion keeps none), HD95 in pixels;
+    # NIfTI volumes bring their own from their headers (given here, it overrides them).
     d.spacing = ml_collections.FieldReference((), field_type=tuple)  # mm; () unknown
     d.phantom = ml_collections.ConfigDict(
         dict(size=96, seed=0, num_train=160, num_val=40, num_test=40))

@@ -65,10 +65,12 @@ flags.DEFINE_enum("weights", "best", ["best", "last"], "inspect/predict: the rep
                   "at its best epoch or at its newest checkpoint.")
 flags.DEFINE_string("model", None, "predict: an exported model folder (instead of --workdir and "
                     "--replica).")
-flags.DEFINE_string("input", None, "predict: a PNG, an HDF5 slice or volume, a folder of "
-                    "either, or a quoted glob pattern of them ('data/patient*_frame??.h5').")
+flags.DEFINE_string("input", None, "predict: a PNG or DICOM slice, an HDF5 slice or volume, a "
+                    "NIfTI volume, a folder of any of them, or a quoted glob pattern of them "
+                    "('data/patient*_frame??.h5').")
 flags.DEFINE_string("masks", None, "predict: the true mask PNG, or a folder of masks "
-                    "(<name>_mask.png or <name>.png), for metrics.")
+                    "(<name>_mask.png or <name>.png; NIfTI: label volumes, nnU-Net's labelsTr), "
+                    "for metrics.")
 flags.DEFINE_string("output", None, "predict: output folder (masks, overlays, metrics); "
                     "report: the report folder (default WORKDIR/report).")
 flags.DEFINE_integer("panels", 4, "report: validation images shown per configuration panel.")
@@ -174,7 +176,7 @@ def _predict(argv_rest):
     from jaxseg import model_io, predict
 
     if not flags.FLAGS.input or not flags.FLAGS.output:
-        raise JaxsegError("predict needs --input=PNG|H5|FOLDER|PATTERN and --output=DIR")
+        raise JaxsegError("predict needs --input=PNG|DCM|H5|NII|FOLDER|PATTERN and --output=DIR")
     model = model_io.load(flags.FLAGS.model, flags.FLAGS.workdir, flags.FLAGS.replica,
                          flags.FLAGS.weights)
     result = predict.run_predict(model, flags.FLAGS.input, flags.FLAGS.output,

@@ -123,6 +123,22 @@ def confusion_counts(pred: jax.Array, labels: jax.Array, valid: jax.Array, num_c
     return tp, fp, fn
 
 
+def inside(region: jax.Array, shape) -> jax.Array:
+    """Which pixels of each image lie in its region.
+
+    Args:
+      region: int ``(B, 4)``: ``top, bottom, left, right`` (bottom, right exclusive).
+      shape: the images' ``(H, W)``.
+
+    Returns:
+      bool ``(B, H, W)``.
+    """
+    rows = jnp.arange(shape[0])[None, :, None]
+    cols = jnp.arange(shape[1])[None, None, :]
+    r = region[:, :, None, None]
+    return ((rows >= r[:, 0]) & (rows < r[:, 1]) & (cols >= r[:, 2]) & (cols < r[:, 3]))
+
+
 def _safe_div(a, b):
     return np.where(b > 0, a / np.maximum(b, 1), np.nan)
 
@@ -349,7 +365,8 @@ def hd95_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
       num_classes: K.
       volume: ``(N,)`` volume index of each slice (slices in order), or None.
       spacing: pixel size ``(row, col)`` for images or voxel size ``(slice, row, col)``
-        for volumes, shared by every case, or None (units of pixels/voxels).
+        for volumes, shared by every case; or one per case, ``(cases, 2 or 3)`` (NIfTI
+        volumes have their own); or None (units of pixels/voxels).
 
     Returns:
       ``(cases, K)`` distances: NaN where the class is in neither mask (class 0 is left
@@ -359,10 +376,11 @@ def hd95_per_case(pred: np.ndarray, labels: np.ndarray, num_classes: int,
         cases = [(pred[i], labels[i]) for i in range(pred.shape[0])]
     else:
         cases = [(pred[volume == v], labels[volume == v]) for v in np.unique(volume)]
+    per_case = spacing is not None and np.ndim(spacing) == 2
     out = np.full((len(cases), num_classes), np.nan)
     for i, (p, g) in enumerate(cases):
         for c in range(1, num_classes):
-            out[i, c] = hd95(p == c, g == c, spacing)
+            out[i, c] = hd95(p == c, g == c, tuple(spacing[i]) if per_case else spacing)
     return out
 
 

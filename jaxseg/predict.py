@@ -1,45 +1,66 @@
 """Segmenting new images with a trained model: ``jaxseg predict``.
 
-The model is a replica of a workdir or an exported folder (:mod:`jaxseg.model_io`). Inputs are
-a PNG, an HDF5 file with an ``image`` dataset (a slice or a volume ``(S, H, W)``), a folder of
-either, or a glob pattern of them. Each image goes through the pre-processing the model was
-trained with (scaling, CLAHE, crop/pad to ``data.image_size``); the predicted labels are put
-back at the input's size (pixels outside a centre crop are background). Outputs per input: a
-label mask PNG (class indices, or the dataset's grey levels for ``folder`` data) of the input's
-size, a colour overlay PNG (:mod:`jaxseg.drawing`), and for HDF5 inputs an HDF5 file with the
-predicted ``label`` volume. When masks are given (``--masks``, or a ``label`` dataset in the
-HDF5 file) the metrics of :mod:`jaxseg.metrics` are computed at the input's size, printed and
-saved; over several volumes also the per-volume means, as the engine's evaluation of a volume
-split reports them (``volume_dice``: each volume's 3-D Dice per class, averaged over the
-volumes, then over the foreground classes; HD95 per volume, averaged).
+The model is a replica of a workdir or an exported folder (:mod:`jaxseg.model_io`). Inputs
+are a PNG, an HDF5 file with an ``image`` dataset (a slice or a volume ``(S, H, W)``), a NIfTI
+volume (:mod:`jaxseg.data.nifti`), a folder of any of them, or a glob pattern of them. Each
+image goes through the pre-processing the model was trained with (scaling, CLAHE, crop/pad
+to ``data.image_size``); the predicted labels are put back at the input's size (pixels
+outside a centre crop are background). Outputs per input: a label mask PNG (class indices,
+or the dataset's grey levels for ``folder`` data) of the input's size, a colour overlay PNG
+(:mod:`jaxseg.drawing`), for HDF5 inputs an HDF5 file with the predicted ``label`` volume,
+and for NIfTI inputs ``<name>_pred.nii.gz`` with the input's affine and header (it overlays
+on the input in ITK-SNAP or 3D Slicer). When masks are given (``--masks``, a ``label``
+dataset in the HDF5 file, or a NIfTI ``_gt`` volume beside the input) the metrics of
+:mod:`jaxseg.metrics` are computed at the input's size, printed and saved (HD95 in mm from a
+NIfTI header); over several volumes also the per-volume means, as the engine's evaluation of
+a volume split reports them (``volume_dice``: each volume's 3-D Dice per class, averaged over
+the volumes, then over the foreground classes; HD95 per volume, averaged).
 """
 
 import dataclasses
 import os
+import re
 
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
 from jaxseg import drawing, metrics, model_io, outputs
-from jaxseg.data import classes, preprocess, readers
+from jaxseg.data import classes, nifti, preprocess, readers
 from jaxseg.errors import JaxsegError
 
 
 @dataclasses.dataclass
 class Case:
-    """One input to segment: a PNG image or an HDF5 slice/volume (slices on axis 0)."""
+    """One input to segment: a PNG image, an HDF5 or NIfTI slice/volume (slices on axis 0)."""
 
     name: str
     images: np.ndarray  # (S, H, W) float in [0, 1]; S = 1 for a PNG
     labels: np.ndarray | None  # (S, H, W) uint8, or None
-    kind: str  # png | h5
+    kind: str  # png | h5 | nifti
+    volume: nifti.Volume | None = None  # a NIfTI input as read (its affine and header)
+
+
+def _read_nifti(path: str, masks: str | None, num_classes: int) -> Case:
+    """A NIfTI volume scaled as its training set was, with its true labels if found."""
+    volume = nifti.read(path)
+    label_path = nifti.find_label_for(path, masks)
+    if masks and label_path is None:
+        raise JaxsegError(f"image {path} has no label volume in {masks} (looked for <name>"
+                          f"{{{','.join(nifti.LABEL_SUFFIXES)}}}.nii[.gz], nnU-Net's _0000 "
+                          "dropped)")
+    labels = None if label_path is None else nifti.read_label(label_path, num_classes,
+                                                              volume, path)
+    name = re.sub(r"_0000$", "", nifti.stem(path))  # nnU-Net's channel suffix
+    return Case(name, nifti.image_to_unit(volume, path), labels, "nifti", volume)
 
 
 def _read_image(path: str) -> np.ndarray:
-    """A grey PNG as float [0, 1]; colour images must be grey in all channels."""
+    """A grey PNG (or DICOM slice) as float [0, 1]; colour PNGs must be grey in all channels."""
     from PIL import Image
 
+    if readers.is_dicom(path):
+        return readers.read_image(path)
     try:
         with Image.open(path) as im:
             bands = im.getbands()
@@ -52,7 +73,7 @@ def _read_image(path: str) -> np.ndarray:
                                 and np.array_equal(arr[..., 0], arr[..., 2])):
         raise JaxsegError(f"image {path} has {len(bands)} colour channels ({''.join(bands)}) "
                           "with different values; the model takes 1 grey channel")
-    return readers.image_to_unit(readers.read_png(path))
+    return readers.read_image(path)
 
 
 def _read_h5(path: str, num_classes: int) -> Case:
@@ -86,10 +107,13 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
     """The cases of ``--input`` with their masks, if given.
 
     Args:
-      inp: a PNG, an HDF5 file, a folder of PNGs (or, without PNGs, of ``.h5`` files), or a
-        glob pattern of PNG/HDF5 files (``'data/patient*_frame??.h5'``: quote it).
+      inp: a PNG, HDF5 or NIfTI file, a folder of PNGs (or, without PNGs, of ``.h5``, or
+        else ``.nii.gz``/``.nii`` files), or a glob pattern of such files
+        (``'data/patient*_frame??.h5'``: quote it).
       masks: a mask PNG (for one input PNG) or a folder of masks (``<stem>_mask.png`` or
         ``<stem>.png``); every image then needs its mask. Ignored for HDF5 (its ``label``).
+        For NIfTI a label volume or a folder of them (:func:`jaxseg.data.nifti.
+        find_label_for`); without it, ``<name>_gt.nii.gz`` beside the input is used.
       config: the model's config (classes, grey levels).
 
     Returns:
@@ -103,9 +127,11 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
             raise JaxsegError(f"no files match {inp}")
     elif os.path.isdir(inp):
         # PNG slices, or else HDF5 files (a folder of volumes)
-        paths = readers.png_files(inp) or readers.matching(os.path.join(inp, "*.h5"))
+        paths = readers.image_files(inp) or readers.matching(os.path.join(inp, "*.h5")) or [
+            p for p in nifti.files(inp) if not re.search(r"_gt$", nifti.stem(p))]
         if not paths:
-            raise JaxsegError(f"no PNG or HDF5 (.h5) images in {inp}")
+            raise JaxsegError(f"no PNG, DICOM (.dcm), HDF5 (.h5) or NIfTI (.nii.gz, .nii) "
+                              f"images in {inp}")
     elif os.path.exists(inp):
         paths = [inp]
     else:
@@ -114,6 +140,9 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
     for path in paths:
         if path.endswith((".h5", ".hdf5")):
             cases.append(_read_h5(path, num_classes))
+            continue
+        if nifti.is_nifti(path):
+            cases.append(_read_nifti(path, masks, num_classes))
             continue
         image = _read_image(path)
         label = None
@@ -163,13 +192,15 @@ def _check_sizes(cases: list[Case], config) -> None:
                         size, size, how, config.data.fit)
 
 
-def case_metrics(pred: np.ndarray, labels: np.ndarray, config) -> dict:
+def case_metrics(pred: np.ndarray, labels: np.ndarray, config, spacing=None) -> dict:
     """Dice/IoU/BF/accuracy (and HD95) of one case, as in the engine's evaluation.
 
     Args:
       pred: ``(S, H, W)`` predicted labels.
       labels: ``(S, H, W)`` true labels.
-      config: the model's config (classes, BF tolerance).
+      config: the model's config (classes, BF tolerance, ``data.spacing``).
+      spacing: the case's own voxel size in mm (a NIfTI header's), used where
+        ``data.spacing`` is not given.
 
     Returns:
       ``(counts, per_case_hd95, row)``: the :class:`jaxseg.metrics.SegSums` (to merge over
@@ -184,8 +215,10 @@ def case_metrics(pred: np.ndarray, labels: np.ndarray, config) -> dict:
         tolerance=metrics.bf_tolerance(config.eval.bf_convention, config.eval.bf_tolerance,
                                        pred.shape[1:3]))
     volume = np.zeros(len(pred), np.int32) if len(pred) > 1 else None
-    spacing, unit = metrics.hd95_spacing(config.data.spacing, volume is not None)
-    per_case = metrics.hd95_per_case(pred, labels, k, volume, spacing)
+    given, unit = metrics.hd95_spacing(config.data.spacing, volume is not None)
+    if given is None and spacing is not None:
+        given, unit = (tuple(spacing) if volume is not None else tuple(spacing)[1:]), "mm"
+    per_case = metrics.hd95_per_case(pred, labels, k, volume, given)
     return sums, per_case, {**sums.compute(), **metrics.summarize_hd95(per_case, unit)}
 
 
@@ -225,10 +258,14 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
         if case.kind == "png":
             names = [case.name]
         else:
-            import h5py
+            if case.kind == "nifti":  # overlays on the input in ITK-SNAP / 3D Slicer
+                nifti.write_label(os.path.join(out_dir, f"{case.name}_pred.nii.gz"),
+                                  lut[pred], case.volume)
+            else:
+                import h5py
 
-            with h5py.File(os.path.join(out_dir, f"{case.name}_pred.h5"), "w") as f:
-                f.create_dataset("label", data=pred, compression="gzip")
+                with h5py.File(os.path.join(out_dir, f"{case.name}_pred.h5"), "w") as f:
+                    f.create_dataset("label", data=pred, compression="gzip")
             names = [f"{case.name}_{z:03d}" for z in range(len(pred))]
         for name, p, im in zip(names, pred, shown, strict=True):
             drawing.save_png(os.path.join(out_dir, f"{name}_pred.png"), lut[p])
@@ -237,13 +274,14 @@ def run_predict(model: model_io.Model, inp: str, out_dir: str,
         row = {"case": case.name, "slices": len(pred), "height": pred.shape[1],
                "width": pred.shape[2]}
         if case.labels is not None:
-            sums, per_case, m = case_metrics(pred, case.labels, config)
+            sums, per_case, m = case_metrics(
+                pred, case.labels, config, None if case.volume is None else case.volume.spacing)
             total = sums if total is None else total.merge(sums)
             per_case_hd.append(per_case)
             row.update({key: m[key] for key in ("dice", "iou", "bf", "dice_image", "hd95_per_class",
                                                 "hd95", "hd95_missed", "hd95_unit")})
             row["dice_per_class"] = m["dice_per_class"]
-            if case.kind == "h5" and len(pred) > 1:
+            if case.kind != "png" and len(pred) > 1:
                 volume_dice.append(m["dice_per_class"])
         rows.append(row)
     overall = None

@@ -1,12 +1,13 @@
 """Builders on the real data (counts and labels as in ../shared/data/README.md), bad data."""
 
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import shared_dir
 from PIL import Image
 
-from jaxseg import configs
+from jaxseg import configs, metrics
 from jaxseg.data import augment, builders, datasets, lge, phantom, preprocess, readers
 from jaxseg.errors import JaxsegError
 
@@ -156,6 +157,57 @@ def test_folder_classes_from_grey_levels_16_bit_and_resize(tmp_path, tfds_dir, c
         configs.resolve_classes(config)
 
 
+def write_dicom(path, pixels: np.ndarray, slope: float, intercept: float):
+    """A minimal MR slice as a scanner writes it: uint16 stored values, a modality LUT."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"  # MR Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MR"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_dicom_slices_as_folder_images(tmp_path, tfds_dir):
+    """cmr96's real images stored as DICOM with a modality LUT: read through pydicom, scaled
+    from each slice's percentiles of its modality values; their PNG masks as usual."""
+    src = shared_dir("cmr96")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    raw = {}
+    for i in (1, 2, 3):
+        grey = np.asarray(Image.open(f"{src}/train/image/cmr{i}.png"))
+        raw[i] = grey.astype(np.uint16) * 40 + 7
+        write_dicom(tmp_path / "images" / f"IM{i:04d}.dcm", raw[i], 0.5, -3.0)
+        Image.open(f"{src}/train/mask/cmr{i}_mask.png").save(
+            tmp_path / "masks" / f"IM{i:04d}.png")
+    c = data_cfg("folder", tfds_dir, source_dir=str(tmp_path), grey_levels=(0, 1, 2, 3),
+                 val_split="train")
+    d = datasets.load(c)
+    assert d.train.ids == ["IM0001", "IM0002", "IM0003"]
+    values = raw[2] * 0.5 - 3.0  # the modality LUT
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    np.testing.assert_allclose(d.train.images[1, ..., 0],
+                               np.clip((values - lo) / (hi - lo), 0, 1), atol=1e-6)
+    np.testing.assert_array_equal(d.train.labels[1],
+                                  np.asarray(Image.open(f"{src}/train/mask/cmr2_mask.png")))
+    (tmp_path / "images" / "IM0004.dcm").write_bytes(b"DICM" * 40)
+    with pytest.raises(JaxsegError, match="unreadable DICOM file .*IM0004.dcm"):
+        readers.read_dicom(str(tmp_path / "images" / "IM0004.dcm"))
+
+
 def test_wide_images_fit_and_default_names_by_hand():
     # uint16 0..1000 in steps of 10 (101 values): percentiles 0.5 and 99.5 are 5 and 995.
     a = (np.arange(101) * 10).astype(np.uint16).reshape(1, 101)
@@ -270,6 +322,22 @@ def test_crop_pad_and_scaling():
     out = preprocess.crop_or_pad(a, 5)
     # 3 rows pad to 5 with one zero row above; 4 columns pad to 5 with the zero on the right.
     assert out.shape == (5, 5) and out[0].sum() == 0 and out[1].tolist() == [0, 1, 2, 3, 0]
+    # Where the input lies after fitting (the rest is padding that evaluation ignores).
+    assert preprocess.kept_region((3, 4), 5, "crop") == (1, 4, 0, 4)
+    assert preprocess.kept_region((3, 4), 2, "crop") == (0, 2, 0, 2)
+    assert preprocess.kept_region((3, 4), 5, "resize") == (0, 5, 0, 5)
+    np.testing.assert_array_equal(
+        metrics.inside(jnp.array([[1, 4, 0, 4]]), (5, 5))[0].astype(int),
+        [[0] * 5, [1, 1, 1, 1, 0], [1, 1, 1, 1, 0], [1, 1, 1, 1, 0], [0] * 5])
+    cfg = configs.default().data
+    cfg.image_size, cfg.scaling = 5, "none"
+    lab = np.zeros((5, 5), np.uint8)
+    split = datasets.to_split([a / 11, np.ones((5, 5))], [a.astype(np.uint8) % 2, lab],
+                              ["a", "b"], cfg)
+    np.testing.assert_array_equal(split.region, [[1, 4, 0, 4], [0, 5, 0, 5]])
+    np.testing.assert_array_equal(split.take(np.array([1])).region, [[0, 5, 0, 5]])
+    whole = datasets.to_split([np.ones((5, 5))], [lab], ["b"], cfg)
+    assert whole.region is None and whole.regions().tolist() == [[0, 5, 0, 5]]
     s = preprocess.scale(np.array([[0.2, 0.6]]), "minmax")
     np.testing.assert_allclose(s, [[0, 1]])
     c = preprocess.clahe(np.linspace(0, 0.5, 64 * 64).reshape(64, 64), 0.01, 8)

@@ -12,8 +12,11 @@ Builders (TFDS names in brackets):
 * ``cmr96`` [jaxseg_cmr96]: ``train/``, ``val/`` with masks, ``test/`` without.
 * ``acdc`` [jaxseg_acdc]: the SSL4MIS HDF5 layout; ``train`` holds slices, ``val``
   (and ``test`` when present) hold whole volumes with their slice order.
-* ``folder`` [jaxseg_folder]: a user's ``images/`` + ``masks/`` PNGs with a grey-level to
-  class mapping; ``train/``, ``val/``, ``test/`` sub-folders become splits.
+* ``folder`` [jaxseg_folder]: a user's ``images/`` (PNG, or DICOM slices) + ``masks/`` PNGs
+  with a grey-level to class mapping; ``train/``, ``val/``, ``test/`` sub-folders become splits.
+* ``nifti`` [jaxseg_nifti]: NIfTI volumes (:mod:`jaxseg.data.nifti`: nnU-Net's raw layout,
+  plain image/label folders) as slices with their volume's voxel size; ``acdc`` pointed at
+  the official NIfTI release reads through it too.
 
 Each builder config carries its source folder, a fingerprint of the folder's contents
 (:func:`jaxseg.data.readers.fingerprint`: names, sizes, modification times) and its options;
@@ -31,7 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from jaxseg.data import phantom, readers
+from jaxseg.data import nifti, phantom, readers
 from jaxseg.errors import JaxsegError
 
 # 1.1.0 (2026-12-01): integer images wider than 8 bits are scaled per image from their
@@ -40,14 +43,17 @@ _VERSION = tfds.core.Version("1.1.0")
 tfds.disable_progress_bar()  # jaxseg reports its own progress; TFDS bars garble logs
 
 
-def _features(volume: bool) -> tfds.features.FeaturesDict:
+def _features(volume: bool, spacing: bool = False) -> tfds.features.FeaturesDict:
     shape = (None, None, None) if volume else (None, None)
-    return tfds.features.FeaturesDict({
+    features = {
         "image": tfds.features.Tensor(shape=shape, dtype=np.float32, encoding="zlib"),
         # Unlabelled examples store a mask of size 0 so it can never pass for truth.
         "label": tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding="zlib"),
         "id": tfds.features.Text(),
-    })
+    }
+    if spacing:  # the voxel size in mm (slice, row, col) of the slice's volume
+        features["spacing"] = tfds.features.Tensor(shape=(3,), dtype=np.float32)
+    return tfds.features.FeaturesDict(features)
 
 
 @dataclasses.dataclass(eq=False)
@@ -111,18 +117,20 @@ class JaxsegPhantom(tfds.core.GeneratorBasedBuilder):
 
 def _png_examples(image_dir: str, mask_dir: str | None, num_classes: int, grey_levels,
                   require_masks: bool):
-    """Yields (key, example) for every PNG in image_dir, with its mask if there is one."""
-    images = readers.png_files(image_dir)
+    """Yields (key, example) for every PNG (or DICOM) image in image_dir, with its mask."""
+    images = readers.image_files(image_dir)
     if not images:
-        raise JaxsegError(f"no PNG images in {image_dir}")
+        raise JaxsegError(f"no PNG or DICOM (.dcm) images in {image_dir}")
     said = False  # the wide-image scaling is said once per folder
     for path in images:
-        raw = readers.read_png(path)
-        if raw.dtype != np.uint8 and not said:
+        dicom = readers.is_dicom(path)
+        raw = readers.read_dicom(path) if dicom else readers.read_png(path)
+        if (dicom or raw.dtype != np.uint8) and not said:
             said = True
             logging.info("%s: %s images (%s first) are scaled per image from their %s "
                          "percentiles to [0, 1], not by their type's range", image_dir,
-                         raw.dtype, os.path.basename(path), readers.WIDE_PERCENTILES)
+                         "DICOM" if dicom else raw.dtype, os.path.basename(path),
+                         readers.WIDE_PERCENTILES)
         mask_path = readers.find_mask(mask_dir, path) if mask_dir else None
         if mask_path is None:
             if require_masks:
@@ -132,7 +140,7 @@ def _png_examples(image_dir: str, mask_dir: str | None, num_classes: int, grey_l
         else:
             label = readers.read_mask(mask_path, num_classes, grey_levels, raw.shape, path)
         stem = os.path.splitext(os.path.basename(path))[0]
-        yield stem, {"image": readers.image_to_unit(raw), "label": label, "id": stem}
+        yield stem, {"image": readers.to_unit(raw, dicom), "label": label, "id": stem}
 
 
 class JaxsegCmr96(tfds.core.GeneratorBasedBuilder):
@@ -247,12 +255,55 @@ class JaxsegAcdc(tfds.core.GeneratorBasedBuilder):
         raise NotImplementedError
 
 
+class JaxsegNifti(tfds.core.GeneratorBasedBuilder):
+    """NIfTI volumes (nnU-Net raw, official ACDC, plain folders) as slices with voxel sizes.
+
+    :mod:`jaxseg.data.nifti` reads the layouts; each slice is keyed ``<case>/<slice>``.
+    """
+
+    VERSION = _VERSION
+    BUILDER_CONFIGS = [make_config(source_dir=".")]
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=_features(volume=False, spacing=True))
+
+    def _split_generators(self, dl_manager):
+        return {split: self._examples(found)
+                for split, found in nifti.cases(self.builder_config.source_dir).items()}
+
+    def _examples(self, found):
+        for name, image_path, label_path in found:
+            volume = nifti.read(image_path)
+            image = nifti.image_to_unit(volume, image_path)
+            label = None if label_path is None else nifti.read_label(
+                label_path, self.builder_config.num_classes, volume, image_path)
+            spacing = np.asarray(volume.spacing, np.float32)
+            for z in range(image.shape[0]):
+                key = f"{name}/{z:03d}"
+                yield key, {"image": image[z], "id": key, "spacing": spacing,
+                            "label": np.zeros((0, 0), np.uint8) if label is None else label[z]}
+
+    def _generate_examples(self):
+        raise NotImplementedError
+
+
 BUILDERS = {
     "phantom": JaxsegPhantom,
     "cmr96": JaxsegCmr96,
     "acdc": JaxsegAcdc,
     "folder": JaxsegFolder,
+    "nifti": JaxsegNifti,
 }
+
+
+def builder_class(name: str, source_dir: str = ""):
+    """The builder of data set ``name``; ``acdc`` in the official NIfTI release reads as NIfTI."""
+    if name not in BUILDERS:
+        raise JaxsegError(f"unknown dataset {name!r}; choose one of {sorted(BUILDERS)}")
+    if name == "acdc" and source_dir and os.path.isdir(source_dir) and not os.path.isdir(
+            os.path.join(source_dir, "data")) and nifti.layout(source_dir) == "acdc":
+        return JaxsegNifti
+    return BUILDERS[name]
 
 
 def prepare(name: str, tfds_dir: str, **options) -> tfds.core.DatasetBuilder:
@@ -266,17 +317,16 @@ def prepare(name: str, tfds_dir: str, **options) -> tfds.core.DatasetBuilder:
     Returns:
       The prepared builder; read it with ``builder.as_data_source(split)``.
     """
-    if name not in BUILDERS:
-        raise JaxsegError(f"unknown dataset {name!r}; choose one of {sorted(BUILDERS)}")
+    cls = builder_class(name, options.get("source_dir", ""))
     if name != "phantom" and not options.get("source_dir"):
-        raise JaxsegError(f"dataset {name!r} needs data.source_dir (see README.md, 'Real data')")
+        raise JaxsegError(f"dataset {name!r} needs data.source_dir (see README.md, 'Your own data')")
     if options.get("source_dir"):
         readers.require_dir(options["source_dir"], name)
         options["fingerprint"] = readers.fingerprint(
             os.path.abspath(os.path.expanduser(options["source_dir"])))
     data_dir = os.path.expanduser(tfds_dir)
     config = make_config(**options)
-    builder = BUILDERS[name](config=config, data_dir=data_dir, file_format="array_record")
+    builder = cls(config=config, data_dir=data_dir, file_format="array_record")
     # TFDS writes into a temporary folder and renames it: two processes preparing one set
     # would collide on the rename (FileExistsError). The second waits, then finds it done.
     os.makedirs(data_dir, exist_ok=True)

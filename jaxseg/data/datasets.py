@@ -19,6 +19,9 @@ from absl import logging
 from jaxseg.data import builders, classes, preprocess
 from jaxseg.errors import JaxsegError
 
+# A volume set without a validation split holds out this fold of its training volumes.
+HOLDOUT_FOLDS = 5
+
 # How each data.fit brings an image of another size to data.image_size, in words.
 FIT_SAID = {"crop": "centre-cropped and/or zero-padded (a structure off centre may be cut; "
                     "data.fit=resize scales instead)",
@@ -35,6 +38,13 @@ class Split:
       ids: the example ids (file stem, or ``volume/slice``).
       volume: int32 ``(N,)``, the volume index of each slice, or None for 2-D data.
       volume_ids: the volume names, indexed by ``volume``.
+      region: int32 ``(N, 4)``, where each image lies in its fitted array (``top, bottom,
+        left, right``; :func:`jaxseg.data.preprocess.kept_region`), or None where every
+        image fills it. Evaluation scores only these pixels: a slice smaller than
+        ``image_size`` is zero-padded, and what a model predicts in the padding is not
+        part of the image (``predict`` drops it the same way).
+      spacing: float ``(V, 3)``, each volume's voxel size in mm ``(slice, row, col)`` at
+        the fitted size (NIfTI sets), or None: HD95 per volume in mm from it.
     """
 
     images: np.ndarray
@@ -42,9 +52,18 @@ class Split:
     ids: list[str]
     volume: np.ndarray | None = None
     volume_ids: list[str] | None = None
+    region: np.ndarray | None = None
+    spacing: np.ndarray | None = None
 
     def __len__(self):
         return len(self.ids)
+
+    def regions(self) -> np.ndarray:
+        """int32 ``(N, 4)``: :attr:`region`, the whole array for images that fill it."""
+        if self.region is not None:
+            return self.region
+        h, w = self.images.shape[1:3]
+        return np.tile(np.array([[0, h, 0, w]], np.int32), (len(self), 1))
 
     def take(self, index: np.ndarray) -> "Split":
         """Returns the examples at ``index`` (volumes renumbered)."""
@@ -53,8 +72,10 @@ class Split:
         if self.volume is not None:
             used, volume = np.unique(self.volume[index], return_inverse=True)
             volume_ids = [self.volume_ids[u] for u in used]
+        spacing = None if self.spacing is None or self.volume is None else self.spacing[used]
         return Split(self.images[index], labels, [self.ids[i] for i in index],
-                     None if volume is None else volume.astype(np.int32), volume_ids)
+                     None if volume is None else volume.astype(np.int32), volume_ids,
+                     None if self.region is None else self.region[index], spacing)
 
 
 @dataclasses.dataclass
@@ -84,7 +105,7 @@ def _natural(s: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
-def read_split(builder, split: str) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+def read_split(builder, split: str) -> tuple[list, list, list[str], list | None]:
     """Reads every example of a prepared split, in natural id order.
 
     Args:
@@ -92,7 +113,8 @@ def read_split(builder, split: str) -> tuple[list[np.ndarray], list[np.ndarray],
       split: the split name.
 
     Returns:
-      ``(images, labels, ids)`` as lists (labels of unlabelled examples are size 0).
+      ``(images, labels, ids, spacings)`` as lists (labels of unlabelled examples are size
+      0); ``spacings`` holds each slice's voxel size in mm for NIfTI sets, else None.
     """
     if split not in builder.info.splits:
         raise JaxsegError(f"dataset {builder.name} has no split {split!r}; it has "
@@ -102,10 +124,13 @@ def read_split(builder, split: str) -> tuple[list[np.ndarray], list[np.ndarray],
     examples.sort(key=lambda e: _natural(e["id"].decode() if isinstance(e["id"], bytes)
                                          else e["id"]))
     ids = [e["id"].decode() if isinstance(e["id"], bytes) else e["id"] for e in examples]
-    return [e["image"] for e in examples], [e["label"] for e in examples], ids
+    spacings = [e["spacing"] for e in examples] if examples and "spacing" in examples[0] \
+        else None
+    return [e["image"] for e in examples], [e["label"] for e in examples], ids, spacings
 
 
-def to_split(images, labels, ids, cfg: ml_collections.ConfigDict) -> Split:
+def to_split(images, labels, ids, cfg: ml_collections.ConfigDict,
+             spacings: list | None = None) -> Split:
     """Pre-processes lists of raw images/labels into a fixed-size :class:`Split`.
 
     Args:
@@ -113,13 +138,15 @@ def to_split(images, labels, ids, cfg: ml_collections.ConfigDict) -> Split:
       labels: matching uint8 label maps (size 0 for unlabelled examples).
       ids: example ids; ``volume/slice`` ids group slices into volumes.
       cfg: the ``data`` config (``image_size``, ``scaling``, ``clahe*``).
+      spacings: each image's voxel size in mm ``(slice, row, col)``, or None: kept per
+        volume in :attr:`Split.spacing` (rows and columns scaled with ``data.fit=resize``).
 
     Returns:
       The split, every image fitted to ``image_size`` (``data.fit``: centre crop/pad or
       resize; said once per split when some images are another size).
     """
     size = int(cfg.image_size)
-    out_images, out_labels = [], []
+    out_images, out_labels, region = [], [], []
     other = [n for im, n in zip(images, ids, strict=True) if size > 0
              and im.shape != (size, size)]
     if other:
@@ -136,18 +163,35 @@ def to_split(images, labels, ids, cfg: ml_collections.ConfigDict) -> Split:
         if cfg.clahe:
             image = preprocess.clahe(image, cfg.clahe_clip_limit, cfg.clahe_tiles)
         if size > 0:
+            region.append(preprocess.kept_region(image.shape, size, cfg.fit))
             image = preprocess.fit(image, size, cfg.fit)
             label = preprocess.fit(label, size, cfg.fit, labels=True) if labelled else label
         out_images.append(image)
         out_labels.append(label)
     split = Split(np.stack(out_images)[..., None].astype(np.float32),
                   np.stack(out_labels).astype(np.int32) if labelled else None, list(ids))
+    if region and any(r != (0, size, 0, size) for r in region):  # some images are padded
+        split.region = np.array(region, np.int32)
     if ids and all("/" in i for i in ids):
         vols = [i.rsplit("/", 1)[0] for i in ids]
         split.volume_ids = list(dict.fromkeys(vols))
         index = {v: k for k, v in enumerate(split.volume_ids)}
         split.volume = np.array([index[v] for v in vols], np.int32)
+        if spacings is not None:
+            first = {}  # a volume's slices share its voxel size: the first one's
+            for i, v in enumerate(split.volume.tolist()):
+                first.setdefault(v, i)
+            split.spacing = np.array([_fitted_spacing(spacings[i], images[i].shape, size,
+                                                      cfg.fit) for i in first.values()])
     return split
+
+
+def _fitted_spacing(spacing, shape, size: int, mode: str) -> tuple[float, float, float]:
+    """A slice's voxel size after :func:`jaxseg.data.preprocess.fit` (resize scales it)."""
+    s = [float(x) for x in spacing]
+    if size > 0 and mode == "resize":
+        s[1], s[2] = s[1] * shape[0] / size, s[2] * shape[1] / size
+    return tuple(s)
 
 
 def builder_options(cfg: ml_collections.ConfigDict) -> dict:
@@ -168,7 +212,8 @@ def kfold(pool: Split, folds: int, fold: int, seed: int) -> tuple[Split, Split]:
     """Splits a pool of labelled images into training and held-out fold ``fold``.
 
     Args:
-      pool: the labelled images (whole volumes stay in one fold).
+      pool: the labelled images (whole volumes stay in one fold, and the frames of one
+        patient, volumes named ``<patient>_frameNN`` as in ACDC).
       folds: the number of folds (>= 2).
       fold: which fold is held out, ``0 <= fold < folds``.
       seed: the seed of the shuffle that assigns examples to folds.
@@ -194,7 +239,12 @@ def fold_assignment(pool: Split, folds: int, seed: int) -> np.ndarray:
     Returns:
       int ``(N,)`` fold indices in ``[0, folds)``.
     """
-    groups = pool.volume if pool.volume is not None else np.arange(len(pool))
+    if pool.volume is not None:  # whole subjects: both frames of an ACDC patient together
+        subjects = [re.sub(r"_frame\d+$", "", v) for v in pool.volume_ids]
+        index = {u: k for k, u in enumerate(dict.fromkeys(subjects))}
+        groups = np.array([index[subjects[v]] for v in pool.volume.tolist()])
+    else:
+        groups = np.arange(len(pool))
     order = np.random.default_rng(seed).permutation(np.unique(groups))
     fold_of_group = {g: i % folds for i, g in enumerate(order.tolist())}
     return np.array([fold_of_group[g] for g in groups.tolist()], np.int32)
@@ -233,24 +283,52 @@ def load(cfg: ml_collections.ConfigDict) -> SegData:
 
         cfg = configs.resolve_data_classes(copy.deepcopy(cfg))
     builder = _prepare_once(cfg)
-    train = to_split(*read_split(builder, cfg.train_split), cfg)
-    val = to_split(*read_split(builder, cfg.val_split), cfg)
+    images, labels, ids, spacings = read_split(builder, cfg.train_split)
+    train = to_split(images, labels, ids, cfg, spacings)
+    # nnU-Net's imagesTr and plain volume folders have no validation split: its volumes are
+    # taken from the training ones (fold 0 of HOLDOUT_FOLDS, or data.folds' k-fold).
+    hold_out = cfg.val_split not in builder.info.splits and cfg.val_split == "val" and \
+        train.volume is not None
+    val = None
+    if not hold_out:
+        images, labels, ids, spacings = read_split(builder, cfg.val_split)
+        val = to_split(images, labels, ids, cfg, spacings)
     for split, name in ((train, cfg.train_split), (val, cfg.val_split)):
-        if split.labels is None:
+        if split is not None and split.labels is None:
             raise JaxsegError(f"split {name!r} of {cfg.name} has no masks; it can only be "
                               "predicted on, not trained or evaluated on")
-        split.labels = classes.apply(split.labels, cfg)  # the task's classes (data.classes)
+        if split is not None:
+            split.labels = classes.apply(split.labels, cfg)  # the task's classes
     pool = fold_of = None
     if cfg.folds:
-        pool = _concat(train, val)
+        pool = train if val is None else _concat(train, val)
         train, val = kfold(pool, int(cfg.folds), int(cfg.fold), int(cfg.fold_seed))
         fold_of = fold_assignment(pool, int(cfg.folds), int(cfg.fold_seed))
+    elif hold_out:
+        logging.info("data: %s has no split 'val'; fold 0 of %d of its %d training volumes "
+                     "(data.fold_seed=%d) is held out for validation (data.folds=k: k-fold "
+                     "cross-validation)", cfg.name, HOLDOUT_FOLDS, len(train.volume_ids),
+                     int(cfg.fold_seed))
+        train, val = kfold(train, HOLDOUT_FOLDS, 0, int(cfg.fold_seed))
+        if not len(train) or not len(val):
+            raise JaxsegError(f"{cfg.name} at {cfg.source_dir}: {len(train.volume_ids or [])} + "
+                              f"{len(val.volume_ids or [])} volumes are too few to hold one "
+                              f"in {HOLDOUT_FOLDS} out for validation; add a val/ folder")
     counted = pool if pool is not None else train
     counts = np.bincount(counted.labels.ravel(), minlength=int(cfg.num_classes))
     return SegData(train, val, int(cfg.num_classes), counts.astype(np.float64), pool, fold_of)
 
 
 def _concat(a: Split, b: Split) -> Split:
-    """Concatenates two labelled 2-D splits (volume membership is dropped)."""
-    return Split(np.concatenate([a.images, b.images]), np.concatenate([a.labels, b.labels]),
-                 a.ids + b.ids)
+    """Concatenates two labelled splits; volumes stay volumes when both splits have them."""
+    region = None
+    if a.region is not None or b.region is not None:
+        region = np.concatenate([a.regions(), b.regions()])
+    out = Split(np.concatenate([a.images, b.images]), np.concatenate([a.labels, b.labels]),
+                a.ids + b.ids, region=region)
+    if a.volume is not None and b.volume is not None:  # folds then keep whole volumes
+        out.volume = np.concatenate([a.volume, b.volume + len(a.volume_ids)]).astype(np.int32)
+        out.volume_ids = a.volume_ids + b.volume_ids
+        if a.spacing is not None and b.spacing is not None:
+            out.spacing = np.concatenate([a.spacing, b.spacing])
+    return out

@@ -73,7 +73,7 @@ def fit(arr: np.ndarray, size, mode: str, labels: bool = False) -> np.ndarray:
       An array ``(..., height, width)`` of ``arr``'s dtype.
     """
     check_choice("data.fit", mode, FITS)
-    shape = (size, size) if np.isscalar(size) else tuple(size)[-2:]
+    shape = _shape(size)
     if mode == "crop" or tuple(arr.shape[-2:]) == shape:
         return crop_or_pad(arr, shape)
     from skimage.transform import resize
@@ -98,12 +98,36 @@ def crop_or_pad(arr: np.ndarray, size, fill=0) -> np.ndarray:
     Returns:
       An array ``(..., height, width)``; the centre of the input stays at the centre.
     """
-    h, w = arr.shape[-2:]
-    oh, ow = (size, size) if np.isscalar(size) else tuple(size)[-2:]
-    out = np.full(arr.shape[:-2] + (oh, ow), fill, arr.dtype)
-    # Offsets into the source (crop) and the destination (pad) on each axis.
-    sy, dy = max((h - oh) // 2, 0), max((oh - h) // 2, 0)
-    sx, dx = max((w - ow) // 2, 0), max((ow - w) // 2, 0)
-    ch, cw = min(h, oh), min(w, ow)
+    (sy, sx), (dy, dx), (ch, cw) = _centred(arr.shape[-2:], size)
+    out = np.full(arr.shape[:-2] + _shape(size), fill, arr.dtype)
     out[..., dy:dy + ch, dx:dx + cw] = arr[..., sy:sy + ch, sx:sx + cw]
     return out
+
+
+def kept_region(shape, size, mode: str) -> tuple[int, int, int, int]:
+    """Where an image of ``shape`` lies after :func:`fit` to ``size``: the rest is padding.
+
+    Args:
+      shape: the input's ``(height, width)``.
+      size: the output side, or ``(height, width)``.
+      mode: ``data.fit`` (``crop`` pads a smaller input with zeros; ``resize`` fills all).
+
+    Returns:
+      ``(top, bottom, left, right)`` in the output, bottom and right exclusive.
+    """
+    oh, ow = _shape(size)
+    if mode == "resize":
+        return 0, oh, 0, ow
+    _, (dy, dx), (ch, cw) = _centred(tuple(shape)[-2:], size)
+    return dy, dy + ch, dx, dx + cw
+
+
+def _shape(size) -> tuple[int, int]:
+    return (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)[-2:]
+
+
+def _centred(shape, size):
+    """Offsets into the source (crop) and the destination (pad), and the common extent."""
+    (h, w), (oh, ow) = shape, _shape(size)
+    return ((max((h - oh) // 2, 0), max((w - ow) // 2, 0)),
+            (max((oh - h) // 2, 0), max((ow - w) // 2, 0)), (min(h, oh), min(w, ow)))

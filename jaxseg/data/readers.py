@@ -52,7 +52,7 @@ def require_dir(path: str, what: str) -> str:
     """
     path = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(path):
-        raise JaxsegError(f"{what}: data folder not found: {path} (see README.md, 'Real data')")
+        raise JaxsegError(f"{what}: data folder not found: {path} (see README.md, 'Your own data')")
     return path
 
 
@@ -68,6 +68,67 @@ def png_files(folder: str) -> list[str]:
 def matching(pattern: str) -> list[str]:
     """The files a glob pattern matches, in natural order (``img2`` before ``img10``)."""
     return sorted(glob.glob(pattern), key=_natural_key)
+
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def image_files(folder: str) -> list[str]:
+    """A folder's 2-D images: its PNGs, or else its DICOM files (``.dcm``), natural order."""
+    return png_files(folder) or [p for p in matching(os.path.join(folder, "*"))
+                                 if p.lower().endswith(DICOM_SUFFIXES)]
+
+
+def is_dicom(path: str) -> bool:
+    """Whether a path names a DICOM file (by its suffix)."""
+    return path.lower().endswith(DICOM_SUFFIXES)
+
+
+def read_dicom(path: str) -> np.ndarray:
+    """Reads one DICOM slice (pydicom, the ``dicom`` extra) as float32 modality values.
+
+    The stored values go through the modality LUT (``RescaleSlope``/``RescaleIntercept``),
+    so every slice of a series is on one scale; :func:`read_image` then scales each slice to
+    [0, 1] from its :data:`WIDE_PERCENTILES`, as for 16-bit PNGs.
+
+    Args:
+      path: the ``.dcm`` file.
+
+    Returns:
+      A 2-D float32 array.
+    """
+    try:
+        import pydicom
+        from pydicom.pixels import apply_modality_lut
+    except ImportError:
+        raise JaxsegError(f"{path}: reading DICOM needs pydicom: pip install "
+                          "'jaxseg[dicom]'") from None
+    try:
+        ds = pydicom.dcmread(path)
+        arr = apply_modality_lut(ds.pixel_array, ds)
+    except FileNotFoundError:
+        raise JaxsegError(f"image file not found: {path}") from None
+    except Exception as e:  # pydicom raises many types for a broken or pixel-less file
+        raise JaxsegError(f"unreadable DICOM file {path}: {type(e).__name__}: {e}") from None
+    arr = np.asarray(arr, np.float32)
+    if arr.ndim != 2:
+        raise JaxsegError(f"DICOM file {path} holds pixel data of shape {arr.shape}; expected "
+                          "one 2-D grey slice (multi-frame and colour files are not read)")
+    return arr
+
+
+def read_image(path: str) -> np.ndarray:
+    """A PNG or DICOM image as float32 in [0, 1] (see :func:`image_to_unit`).
+
+    DICOM slices are always scaled from their percentiles (MRI has no fixed range).
+    """
+    dicom = is_dicom(path)
+    return to_unit(read_dicom(path) if dicom else read_png(path), dicom)
+
+
+def to_unit(raw: np.ndarray, dicom: bool) -> np.ndarray:
+    """A read image in [0, 1]: DICOM from its percentiles, others by :func:`image_to_unit`."""
+    return percentile_to_unit(raw) if dicom else image_to_unit(raw)
 
 
 def find_mask(mask_dir: str, image_path: str) -> str | None:
@@ -125,11 +186,19 @@ def image_to_unit(arr: np.ndarray) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
     if np.issubdtype(arr.dtype, np.integer):
-        lo, hi = (float(v) for v in np.percentile(arr, WIDE_PERCENTILES))
-        if hi <= lo:
-            return np.zeros(arr.shape, np.float32)
-        return np.clip((arr.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+        return percentile_to_unit(arr)
     return arr.astype(np.float32)
+
+
+def percentile_to_unit(arr: np.ndarray) -> np.ndarray:
+    """``arr`` scaled from its :data:`WIDE_PERCENTILES` to 0 and 1, clipped (float32).
+
+    A constant array becomes 0.
+    """
+    lo, hi = (float(v) for v in np.percentile(arr, WIDE_PERCENTILES))
+    if hi <= lo:
+        return np.zeros(arr.shape, np.float32)
+    return np.clip((arr.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
 
 
 def labels_from_grey(mask: np.ndarray, grey_levels: Sequence[int] | None, path: str,

@@ -159,15 +159,15 @@ class Cohort:
         for full in (False, True):
             eval_r = over(functools.partial(eval_step, static, full))
             self._eval[full] = jax.jit(devices.shard_map(
-                lambda state, hp, r, x, y, v, vol, f=eval_r: f(pick((state, hp), r),
-                                                               (x, y, v, vol)),
-                mesh, in_specs=(rep, rep) + (shared,) * 5, out_specs=(rep, rep)),
+                lambda state, hp, r, x, y, v, vol, box, f=eval_r: f(
+                    pick((state, hp), r), (x, y, v, vol, box)),
+                mesh, in_specs=(rep, rep) + (shared,) * 6, out_specs=(rep, rep)),
                 compiler_options=fast)
             # k-fold cohorts: every replica is evaluated on its own held-out images.
             self._eval_each[full] = jax.jit(devices.shard_map(
-                lambda state, hp, r, x, y, v, vol, f=eval_r: f(
-                    pick((state, hp, x, y, v, vol), r), ()),
-                mesh, in_specs=(rep, rep, shared) + (rep,) * 4, out_specs=(rep, rep)),
+                lambda state, hp, r, x, y, v, vol, box, f=eval_r: f(
+                    pick((state, hp, x, y, v, vol, box), r), ()),
+                mesh, in_specs=(rep, rep, shared) + (rep,) * 5, out_specs=(rep, rep)),
                 compiler_options=fast)
 
         def plateau_update(state, losses_, do):
@@ -287,19 +287,22 @@ class Cohort:
         return replicas.stack_rounds([outs.get(r, filler) for r in range(self.rounds)],
                                      max(self.chunk, 1))
 
-    def eval(self, state, hp, images, labels, valid, volume, busy=None, full=True):
+    def eval(self, state, hp, images, labels, valid, volume, region, busy=None, full=True):
         """Metrics and predictions of every replica on one shared evaluation batch.
 
         ``busy``: ``(rounds,)`` host bools from :meth:`per_call`, or None for all;
         ``full``: with boundary counts (see :func:`jaxseg.engine.steps.eval_step`).
         """
         fn = self._eval[bool(full)]
-        return self._rounds(lambda r: fn(state, hp, r, images, labels, valid, volume), busy)
+        return self._rounds(lambda r: fn(state, hp, r, images, labels, valid, volume, region),
+                            busy)
 
-    def eval_each(self, state, hp, images, labels, valid, volume, busy=None, full=True):
+    def eval_each(self, state, hp, images, labels, valid, volume, region, busy=None,
+                  full=True):
         """Metrics and predictions of every replica on its own batch (leading axis R)."""
         fn = self._eval_each[bool(full)]
-        return self._rounds(lambda r: fn(state, hp, r, images, labels, valid, volume), busy)
+        return self._rounds(lambda r: fn(state, hp, r, images, labels, valid, volume, region),
+                            busy)
 
 
 @dataclasses.dataclass

@@ -74,12 +74,13 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
     for r, ix in enumerate(index):
         idx[r, :len(ix)] = ix
     volume = split.volume if split.volume is not None else np.zeros(len(split), np.int32)
+    region = split.regions()
     total, preds = None, []
     for i in range(0, width, batch_size):
         ib = idx[:, i:i + batch_size]
         take = np.maximum(ib, 0)
         args = (split.images[take], split.labels[take], (ib >= 0).astype(np.float32),
-                np.where(ib >= 0, volume[take], 0).astype(np.int32))
+                np.where(ib >= 0, volume[take], 0).astype(np.int32), region[take])
         if shared:
             m, p = cohort.eval(state, hp, *devices.place([a[0] for a in args], cohort.mesh,
                                                          devices.SHARED), busy=busy, full=full)
@@ -95,6 +96,8 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
                 for r in range(R)]
     preds = np.concatenate(preds, axis=1)
     spacing, unit = metrics.hd95_spacing(config.data.spacing, split.volume is not None)
+    # NIfTI volumes carry their own voxel sizes; data.spacing, when given, overrides them.
+    own = split.spacing if spacing is None and split.volume is not None else None
     out = []
     for r in range(R):
         if not alive[r]:
@@ -111,8 +114,9 @@ def evaluate(cohort: Cohort, state, hp, split: datasets.Split, batch_size: int, 
             ix if vol is None else np.unique(vol), case_dice, strict=True)}
         if config.eval.hd95:
             per_case = metrics.hd95_per_case(preds[r][:len(ix)], split.labels[ix],
-                                             cohort.static.num_classes, vol, spacing)
-            row.update(metrics.summarize_hd95(per_case, unit))
+                                             cohort.static.num_classes, vol,
+                                             spacing if own is None else own[np.unique(vol)])
+            row.update(metrics.summarize_hd95(per_case, "mm" if own is not None else unit))
         out.append(row)
     return out
 

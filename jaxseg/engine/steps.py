@@ -172,7 +172,7 @@ def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, inde
 
 
 def eval_step(static: Static, full: bool, state: dict, hp: dict, images, labels, valid,
-              volume):
+              volume, region):
     """Loss, predictions and metric counts of one replica on one evaluation batch.
 
     Args:
@@ -185,6 +185,8 @@ def eval_step(static: Static, full: bool, state: dict, hp: dict, images, labels,
       labels: ``(B, H, W)``.
       valid: ``(B,)`` 1 for real samples, 0 for padding.
       volume: ``(B,)`` volume index per slice (zeros for 2-D data).
+      region: ``(B, 4)`` where each image lies (``top, bottom, left, right``): the
+        prediction outside it, in the zero padding of a smaller slice, is background.
 
     Returns:
       ``(EvalMetrics, predictions uint8 (B, H, W))``.
@@ -199,6 +201,9 @@ def eval_step(static: Static, full: bool, state: dict, hp: dict, images, labels,
 
     loss = jax.vmap(per_sample)(logits, labels)
     pred = jnp.argmax(losses.class_log_probs(logits, static.head), -1)
+    # The padding's labels are background: scored there, the prediction can only be
+    # right for background or a false positive for a class; predict drops it likewise.
+    pred = jnp.where(metrics.inside(region, pred.shape[1:]), pred, 0)
     m = metrics.EvalMetrics.single_from_model_output(
         loss=loss, mask=valid, pred=pred, labels=labels, valid=valid,
         num_classes=static.num_classes, tolerance=static.tolerance,
