@@ -201,7 +201,7 @@ def section_grid16(res):
     res["grid16"] = torch_grid.grid_comparison(
         "benchmarks/sweep_grid.py:grid16" if not FLAGS.tiny else "benchmarks/sweep_grid.py",
         1 if FLAGS.tiny else FLAGS.grid_epochs, tempfile.mkdtemp(prefix="jaxseg_grid16_"),
-        jaxseg_args=extra, torch_args=torch_args)
+        jaxseg_args=extra, torch_args=torch_args, parallel=1 if FLAGS.tiny else 2)
 
 
 def section_acdc(res):

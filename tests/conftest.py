@@ -29,8 +29,13 @@ def shared_dir(name: str) -> str:
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory):
     """A TFDS cache shared by the whole session, so each real dataset is built once."""
-    d = os.environ.get("JAXSEG_TEST_TFDS_DIR") or str(tmp_path_factory.mktemp("tfds"))
-    return d
+    d = os.environ.get("JAXSEG_TEST_TFDS_DIR")
+    if not d and os.environ.get("PYTEST_XDIST_WORKER"):
+        # pytest-xdist workers share one cache (the parent of their own temporary folders):
+        # each set is prepared once; a second worker waits on the builder's file lock.
+        d = str(tmp_path_factory.getbasetemp().parent / "tfds")
+        os.makedirs(d, exist_ok=True)
+    return d or str(tmp_path_factory.mktemp("tfds"))
 
 
 @pytest.fixture(scope="session")
