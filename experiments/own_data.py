@@ -1,7 +1,7 @@
 """Start here for your own data: a documented base for a NIfTI or a PNG/DICOM folder set.
 
-Point it at your data and train one model, then a small grid (README.md, "Your own data",
-walks through it from a raw folder to predictions):
+Commands: point it at your data and train one model, then a small grid (README.md, "Your own
+data", walks through it from a raw folder to predictions):
 
   # NIfTI: nnU-Net's raw layout (imagesTr/ labelsTr/ dataset.json), the official ACDC
   # release (patientXXX/ folders; use --config.data.name=acdc), or images/ + labels/
@@ -11,8 +11,9 @@ walks through it from a raw folder to predictions):
   jaxseg train --config=experiments/own_data.py --workdir=runs/mine \
       --config.data.name=folder --config.data.source_dir=/data/lge \
       '--config.data.grey_levels=(0,128,255)' --config.data.image_size=128
-  # the grid below (learning rate x loss, 2 seeds = 12 runs); --dry_run plans, writes nothing
-  jaxseg sweep --config=experiments/own_data.py --workdir=runs/mine_grid \
+  # :grid, the grid below (learning rate x loss, 2 seeds = 12 runs); --dry_run plans it
+  # and reads and writes nothing
+  jaxseg sweep --config=experiments/own_data.py:grid --workdir=runs/mine_grid \
       --config.data.source_dir=/data/Dataset027_ACDC --dry_run
 
 The recipe is experiments/acdc_crop.py's, which reaches a per-volume 3-D Dice of 0.920 on
@@ -42,8 +43,8 @@ LEARNING_RATES = (3e-4, 1e-3, 3e-3)
 
 
 def get_config(arg=None):
-    """The base recipe (``:smoke``: the tests' tiny version on the phantom)."""
-    c = configs.study(arg)
+    """The base recipe (``:grid`` the same; ``:smoke`` the tests' tiny grid on the phantom)."""
+    c = configs.study("smoke" if arg == "smoke" else None)
     c.data.name = "nifti"
     c.data.source_dir = ""  # your data: --config.data.source_dir=PATH
     c.augment.hflip = c.augment.vflip = False
@@ -71,7 +72,9 @@ def get_config(arg=None):
 
 
 def sweep(add, arg=None):
-    """Learning rate x loss, 2 seeds (2 x 2 x 1 seed for smoke)."""
+    """One run (the recipe); ``:grid`` learning rate x loss, 2 seeds (smoke 2 x 2 x 1 seed)."""
+    if arg not in ("grid", "smoke"):
+        return
     for lr in configs.smoke_axis(list(LEARNING_RATES), arg):
         for name in configs.smoke_axis(list(LOSSES), arg):
             grid(add, {}, seeds=1 if arg == "smoke" else 2, label=f"lr {lr:g}, {name}",

@@ -361,6 +361,8 @@ def build(workdir: str, out: str | None = None, panels: int = 4, sort: str | Non
     if len(evaluated) < len(wd.replicas):
         notes.append(f"{len(wd.replicas) - len(evaluated)} run(s) not evaluated yet are not "
                      "in the tables.")
+    if results.fixed_line(rows):  # fields no run differs in: said once, not as columns
+        notes.insert(0, results.fixed_line(rows))
     blocks = [("h1", f"jaxseg report: {title}"), ("p", intro)] + [("p", n) for n in notes]
     blocks += [("h2", "Configurations (mean ± std over seeds/folds)"),
                ("table", cfg_header, cfg_cells), ("h2", "Figures")]

@@ -34,7 +34,8 @@ def test_cmr96_counts_labels_and_class_fractions(tfds_dir):
     assert 0.0 <= d.train.images.min() and d.train.images.max() <= 1.0
     # The test split has images and no masks: it must never pass for truth.
     builder = builders.prepare("cmr96", tfds_dir, source_dir=src, num_classes=4)
-    images, labels, ids = datasets.read_split(builder, "test")
+    images, labels, ids, spacings = datasets.read_split(builder, "test")
+    assert spacings is None  # PNGs carry no voxel size
     assert len(ids) == 80 and ids[0] == "cmr121" and all(lab.size == 0 for lab in labels)
     with pytest.raises(JaxsegError, match="no masks"):
         datasets.load(data_cfg("cmr96", tfds_dir, source_dir=src, val_split="test"))

@@ -319,7 +319,8 @@ def prepare(name: str, tfds_dir: str, **options) -> tfds.core.DatasetBuilder:
     """
     cls = builder_class(name, options.get("source_dir", ""))
     if name != "phantom" and not options.get("source_dir"):
-        raise JaxsegError(f"dataset {name!r} needs data.source_dir (see README.md, 'Your own data')")
+        raise JaxsegError(f"dataset {name!r} needs data.source_dir (see README.md, "
+                          "'Your own data')")
     if options.get("source_dir"):
         readers.require_dir(options["source_dir"], name)
         options["fingerprint"] = readers.fingerprint(

@@ -190,6 +190,29 @@ def _columns(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r))
 
 
+def fixed_fields(rows: list[dict]) -> dict:
+    """The hyperparameter columns that hold one value in every row (with that value).
+
+    The tables leave them out (they tell no runs apart: a loss weight every run of a grid
+    shares, or every field of a single run) and say them once above the tables;
+    ``results.csv`` and ``results.json`` keep every column.
+    """
+    out = {}
+    for k in _columns(rows):
+        if _is_hyperparameter(k) and k != "label":
+            values = {json.dumps(r.get(k), default=str) for r in rows}
+            if len(values) == 1:
+                out[k] = rows[0].get(k)
+    return out
+
+
+def fixed_line(rows: list[dict]) -> str:
+    """``Fixed in every run: a = 1, b = 2.`` (empty when nothing is fixed)."""
+    fixed = fixed_fields(rows)
+    return ("Fixed in every run: " + ", ".join(f"{k} = {fmt(v)}" for k, v in fixed.items())
+            + ".") if fixed else ""
+
+
 def fmt(v) -> str:
     """A table cell: ``-`` for a missing value, 4 significant digits for a float."""
     if v is None:
@@ -207,7 +230,8 @@ def tables(rows: list[dict], configs_: list[dict]):
       configs_: from :func:`configurations`.
     """
     keys = _columns(rows)
-    hyper = [k for k in keys if _is_hyperparameter(k)]
+    fixed = fixed_fields(rows)
+    hyper = [k for k in keys if _is_hyperparameter(k) and k not in fixed]
     metrics = [k for k in keys if _is_metric(k)]
     units = {r["hd95_unit"] for r in rows if r.get("hd95_unit")}
     # HD95's column says what its distances are in (mm where the spacing is known).
@@ -264,8 +288,10 @@ def markdown(rows: list[dict], configs_: list[dict], title: str = "") -> str:
              "Holm's correction over the configurations (p seeds: paired t-test of the sort "
              "metric over shared seeds/folds; p images: Wilcoxon signed-rank of per-image "
              "Dice averaged over seeds, with the mean difference Δ and the rank-biserial "
-             "r as its effect size; docs/statistics.md).", "",
-             "## Configurations (mean ± std over seeds/folds)", ""]
+             "r as its effect size; docs/statistics.md).", ""]
+    if fixed_line(rows):
+        lines += [fixed_line(rows), ""]
+    lines += ["## Configurations (mean ± std over seeds/folds)", ""]
     lines += markdown_table(cfg_header, cfg_cells)
     lines += ["", "## Runs", ""] + markdown_table(run_header, run_cells)
     return "\n".join(lines) + "\n"
