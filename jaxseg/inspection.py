@@ -52,9 +52,13 @@ def describe_workdir(wd: workdir_lib.Workdir) -> str:
     keys = []
     for r in wd.replicas:
         keys += [k for k in r.overrides if k not in keys]
-    if len(wd.replicas) > 1:  # the columns that tell replicas apart
-        keys = [k for k in keys if len({json.dumps(r.overrides.get(k))
-                                         for r in wd.replicas}) > 1]
+    # The columns that tell replicas apart; a field every replica shares is said once.
+    fixed = {k: wd.replicas[0].overrides.get(k) for k in keys
+             if len({json.dumps(r.overrides.get(k)) for r in wd.replicas}) == 1}
+    keys = [k for k in keys if k not in fixed]
+    if fixed:
+        lines.append("fixed in every replica: " + ", ".join(f"{k}={_fmt(v)}"
+                                                           for k, v in fixed.items()))
     header = ["id"] + (["cohort"] if wd.kind == "sweep" else []) + keys + [
         "status", "epoch", "best_epoch", "dice", "iou", "bf", "hd95", "val_loss"]
     rows = []

@@ -41,18 +41,16 @@ class Case:
     volume: nifti.Volume | None = None  # a NIfTI input as read (its affine and header)
 
 
-def _read_nifti(path: str, masks: str | None, num_classes: int) -> Case:
-    """A NIfTI volume scaled as its training set was, with its true labels if found."""
-    volume = nifti.read(path)
+def _read_nifti(path: str, masks: str | None, num_classes: int) -> list[Case]:
+    """A NIfTI volume (a 4-D one: its frames) scaled as in training, with true labels if found."""
     label_path = nifti.find_label_for(path, masks)
     if masks and label_path is None:
         raise JaxsegError(f"image {path} has no label volume in {masks} (looked for <name>"
                           f"{{{','.join(nifti.LABEL_SUFFIXES)}}}.nii[.gz], nnU-Net's _0000 "
                           "dropped)")
-    labels = None if label_path is None else nifti.read_label(label_path, num_classes,
-                                                              volume, path)
     name = re.sub(r"_0000$", "", nifti.stem(path))  # nnU-Net's channel suffix
-    return Case(name, nifti.image_to_unit(volume, path), labels, "nifti", volume)
+    return [Case(n, image, labels, "nifti", volume) for n, volume, image, labels in
+            nifti.case_volumes(name, path, label_path, num_classes)]
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -128,7 +126,7 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
     elif os.path.isdir(inp):
         # PNG slices, or else HDF5 files (a folder of volumes)
         paths = readers.image_files(inp) or readers.matching(os.path.join(inp, "*.h5")) or [
-            p for p in nifti.files(inp) if not re.search(r"_gt$", nifti.stem(p))]
+            p for p in nifti.files(inp) if not nifti.is_label_file(p)]
         if not paths:
             raise JaxsegError(f"no PNG, DICOM (.dcm), HDF5 (.h5) or NIfTI (.nii.gz, .nii) "
                               f"images in {inp}")
@@ -142,7 +140,7 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
             cases.append(_read_h5(path, num_classes))
             continue
         if nifti.is_nifti(path):
-            cases.append(_read_nifti(path, masks, num_classes))
+            cases += _read_nifti(path, masks, num_classes)
             continue
         image = _read_image(path)
         label = None

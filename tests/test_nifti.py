@@ -192,3 +192,46 @@ def test_bad_nifti_names_the_file(tmp_path, tfds_dir, volumes):
     (root / "images" / "b.nii.gz").write_bytes(b"not a nifti file")
     with pytest.raises(JaxsegError, match="unreadable NIfTI file .*b.nii.gz"):
         nifti.read(str(root / "images" / "b.nii.gz"))
+
+
+def test_paired_tree_of_cine_volumes_as_mms_stores_them(tmp_path, tfds_dir, volumes):
+    """M&Ms' layout: Training/Labeled/<id>/<id>_sa.nii.gz, a 4-D cine (x, y, z, time) with
+    <id>_sa_gt.nii.gz labelling two of its frames; Validation/<id>/... the same."""
+    def subject(split, sid, p):
+        (ed, ed_img, ed_lab), (es, es_img, es_lab) = volumes[p]
+        folder = tmp_path / "MnM" / split / sid
+        folder.mkdir(parents=True)
+        cine = np.stack([ed_img, es_img, ed_img], -1)  # (S, H, W, T): a third, unlabelled frame
+        labels = np.stack([ed_lab, es_lab, np.zeros_like(ed_lab)], -1)
+        for arr, suffix, dtype in ((cine * 900, "", np.int16), (labels, "_gt", np.uint8)):
+            nib.save(nib.Nifti1Image(np.transpose(arr, (2, 1, 0, 3)).astype(dtype), affine()),
+                     folder / f"{sid}_sa{suffix}.nii.gz")
+        return folder / f"{sid}_sa.nii.gz"
+
+    for sid, p in (("A1", 3), ("B2", 4), ("C3", 19)):
+        subject("Training/Labeled", sid, p)
+    cine = subject("Validation", "D4", 2)
+    source = str(tmp_path / "MnM")
+    assert nifti.layout(source) == "paired"
+    d = datasets.load(nifti_config(source, tfds_dir).data)
+    # Each labelled frame is a volume; the unlabelled third frame is left out.
+    assert d.val.volume_ids == ["D4_sa_frame00", "D4_sa_frame01"]
+    assert sorted(set(i.split("/")[0] for i in d.train.ids)) == [
+        f"{s}_sa_frame0{t}" for s in ("A1", "B2", "C3") for t in (0, 1)]
+    np.testing.assert_allclose(d.val.spacing, [SPACING] * 2)
+    first = [i for i, v in enumerate(d.val.volume) if v == 0]
+    from jaxseg.data import preprocess
+
+    np.testing.assert_array_equal(d.val.labels[first],
+                                  preprocess.crop_or_pad(volumes[2][0][2], 160))
+    # predict on the cine file finds its _gt beside it: the two labelled frames, each
+    # written as a 3-D volume on the input's grid.
+    cases = predict.gather_inputs(str(cine.parent), None,
+                                  nifti_config(source, tfds_dir))
+    assert [c.name for c in cases] == ["D4_sa_frame00", "D4_sa_frame01"]
+    assert all(c.labels is not None for c in cases)
+    labels = np.zeros(volumes[2][0][2].shape, np.uint8)
+    nifti.write_label(str(tmp_path / "f.nii.gz"), labels, cases[1].volume)
+    out = nib.load(str(tmp_path / "f.nii.gz"))
+    assert out.shape == nib.load(str(cine)).shape[:3]
+    np.testing.assert_allclose(out.affine, affine())

@@ -272,16 +272,14 @@ class JaxsegNifti(tfds.core.GeneratorBasedBuilder):
                 for split, found in nifti.cases(self.builder_config.source_dir).items()}
 
     def _examples(self, found):
-        for name, image_path, label_path in found:
-            volume = nifti.read(image_path)
-            image = nifti.image_to_unit(volume, image_path)
-            label = None if label_path is None else nifti.read_label(
-                label_path, self.builder_config.num_classes, volume, image_path)
-            spacing = np.asarray(volume.spacing, np.float32)
-            for z in range(image.shape[0]):
-                key = f"{name}/{z:03d}"
-                yield key, {"image": image[z], "id": key, "spacing": spacing,
-                            "label": np.zeros((0, 0), np.uint8) if label is None else label[z]}
+        for case, image_path, label_path in found:
+            for name, volume, image, label in nifti.case_volumes(
+                    case, image_path, label_path, self.builder_config.num_classes):
+                spacing = np.asarray(volume.spacing, np.float32)
+                for z in range(image.shape[0]):
+                    key = f"{name}/{z:03d}"
+                    yield key, {"image": image[z], "id": key, "spacing": spacing, "label":
+                                np.zeros((0, 0), np.uint8) if label is None else label[z]}
 
     def _generate_examples(self):
         raise NotImplementedError

@@ -25,6 +25,13 @@ Layouts (:func:`cases`):
 * ``plain``: ``[train/|val/|test/]images/*.nii.gz`` with ``labels/`` holding the same names
   (or ``<name>_gt``, ``<name>_mask``, ``<name>_seg``); without split folders, everything is
   ``train``.
+* ``paired``: any other tree where each labelled image has its labels beside it
+  (``<name>_gt.nii.gz``, as M&Ms and M&Ms-2 store their subjects); a top folder named
+  ``Training``/``Validation``/``Testing`` (or train/val/test) sets the split, images without
+  labels outside ``test`` are left out (the cine files beside ACDC-style frames).
+
+A 4-D cine file (``(x, y, z, time)``) is one volume per frame; of a labelled one, the frames
+whose labels hold a structure (:func:`case_volumes`).
 """
 
 import dataclasses
@@ -109,14 +116,48 @@ def read(path: str) -> Volume:
         data = data[..., 0]
     if data.ndim == 2:
         data = data[..., None]
-    if data.ndim != 3:
-        raise JaxsegError(f"NIfTI file {path} has shape {data.shape}; expected one 2-D or 3-D "
-                          "grey volume (a 4-D cine file: give its frames as separate files)")
+    if data.ndim not in (3, 4):
+        raise JaxsegError(f"NIfTI file {path} has shape {data.shape}; expected a 2-D or 3-D "
+                          "grey volume, or a 4-D cine volume (x, y, z, time)")
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3]) + (1.0,) * 3
     spacing = (zooms[2], zooms[1], zooms[0])
     if min(spacing) <= 0 or not np.all(np.isfinite(spacing)):
         raise JaxsegError(f"NIfTI file {path}: voxel size {spacing} mm is not positive")
-    return Volume(np.transpose(data, (2, 1, 0)), spacing, np.asarray(img.affine), img.header)
+    return Volume(np.transpose(data, tuple(range(data.ndim))[::-1]), spacing,
+                  np.asarray(img.affine), img.header)
+
+
+def case_volumes(name: str, image_path: str, label_path: str | None, num_classes: int):
+    """The volumes of one case, scaled, with their labels: what training and predict read.
+
+    A 3-D file is one volume. A 4-D cine file (``(x, y, z, time)``, as M&Ms stores a
+    subject) is one volume per frame, named ``<name>_frameTT``; with labels, only the frames
+    whose labels hold a structure (cine sets label end-diastole and end-systole only).
+
+    Args:
+      name: the case's name.
+      image_path: its image file.
+      label_path: its label file, or None.
+      num_classes: the declared classes.
+
+    Returns:
+      A list of ``(name, Volume, image float32 [0, 1] (S, H, W), labels uint8 or None)``.
+    """
+    volume = read(image_path)
+    labels = None if label_path is None else read_label(label_path, num_classes, volume,
+                                                        image_path)
+    if volume.array.ndim == 3:
+        return [(name, volume, image_to_unit(volume, image_path), labels)]
+    out = []
+    for t in range(volume.array.shape[0]):
+        frame = Volume(volume.array[t], volume.spacing, volume.affine, volume.header)
+        lab = None if labels is None else labels[t]
+        if lab is not None and not lab.any():
+            continue
+        out.append((f"{name}_frame{t:02d}", frame, image_to_unit(frame, image_path), lab))
+    if not out:
+        raise JaxsegError(f"label volume {label_path} labels no frame of its 4-D image")
+    return out
 
 
 def image_to_unit(volume: Volume, path: str) -> np.ndarray:
@@ -145,7 +186,7 @@ def read_label(path: str, num_classes: int, like: Volume, image_path: str) -> np
       image_path: that image's file, for the message.
 
     Returns:
-      uint8 ``(slices, rows, cols)``.
+      uint8 ``(slices, rows, cols)`` (``(frames, slices, rows, cols)`` for a cine volume).
     """
     lab = read(path)
     if lab.array.shape != like.array.shape:
@@ -171,6 +212,8 @@ def write_label(path: str, labels: np.ndarray, like: Volume) -> None:
 
     header = like.header.copy()
     header.set_data_dtype(np.uint8)
+    # A frame of a 4-D input is written as a 3-D volume: nibabel takes the shape from the
+    # data, the affine and the rest of the header from the input.
     img = nib.Nifti1Image(np.transpose(labels.astype(np.uint8), (2, 1, 0)), like.affine,
                           header=header)
     img.header.set_slope_inter(1.0, 0.0)  # class indices as stored, never rescaled
@@ -178,13 +221,18 @@ def write_label(path: str, labels: np.ndarray, like: Volume) -> None:
 
 
 def layout(root: str) -> str:
-    """Which layout a folder holds: ``nnunet``, ``acdc`` or ``plain`` (see the module doc)."""
+    """Which layout a folder holds: ``nnunet``, ``acdc``, ``plain`` or ``paired``.
+
+    See the module doc; ``paired`` is any tree of images with their labels beside them.
+    """
     if os.path.exists(os.path.join(root, "dataset.json")) or os.path.isdir(
             os.path.join(root, "imagesTr")):
         return "nnunet"
     if _acdc_patients(root):
         return "acdc"
-    return "plain"
+    if any(os.path.isdir(os.path.join(root, s, "images")) for s in ("", "train", "val", "test")):
+        return "plain"
+    return "paired"
 
 
 def label_names(root: str) -> tuple[str, ...] | None:
@@ -227,12 +275,7 @@ def cases(root: str) -> dict[str, list[tuple[str, str, str | None]]]:
     """
     root = readers.require_dir(root, "nifti dataset")
     kind = layout(root)
-    if kind == "nnunet":
-        out = _nnunet(root)
-    elif kind == "acdc":
-        out = _acdc(root)
-    else:
-        out = _plain(root)
+    out = {"nnunet": _nnunet, "acdc": _acdc, "plain": _plain, "paired": _paired}[kind](root)
     if not out.get("train"):
         raise JaxsegError(f"no labelled NIfTI training volumes in {root} (layout {kind!r}; "
                           "see README.md, 'Your own data')")
@@ -317,6 +360,42 @@ def _plain(root: str) -> dict:
     return out
 
 
+# Folder names that name a split in a paired tree (M&Ms: Training/, Validation/, Testing/).
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "validation": "val",
+                 "test": "test", "testing": "test"}
+
+
+def _paired(root: str) -> dict:
+    """Images with their labels beside them anywhere under ``root``.
+
+    Labels are ``<name>_gt.nii.gz`` (``_seg``, ``_label``, ``_mask``); a top folder named like
+    a split (:data:`SPLIT_FOLDERS`) sets the split.
+    """
+    found = {}
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        top = os.path.relpath(folder, root).split(os.sep)[0].lower()
+        split = SPLIT_FOLDERS.get(top, "train")
+        paths = sorted(os.path.join(folder, n) for n in names if is_nifti(n))
+        stems = {stem(p): p for p in paths}
+        for name, path in stems.items():
+            if any(name.endswith(x) and name[:-len(x)] in stems for x in LABEL_SUFFIXES[1:]):
+                continue  # a label file
+            label = next((stems[name + x] for x in LABEL_SUFFIXES[1:] if name + x in stems),
+                         None)
+            if label is None and split != "test":
+                continue  # an image without labels outside test/ (a cine file, a scout)
+            found.setdefault(split, []).append((name, path, label))
+    for split, cases_ in found.items():
+        names = [c[0] for c in cases_]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise JaxsegError(f"nifti dataset {root}: case names {twice[:3]} occur twice in "
+                              f"split {split!r}; rename the files")
+        cases_.sort(key=lambda c: readers.natural_key(c[0]))
+    return found
+
+
 def _find_label(folder: str, name: str, suffixes=LABEL_SUFFIXES) -> str | None:
     """The label file of case ``name`` in ``folder`` (``<name><suffix>.nii[.gz]``), or None."""
     for suffix in suffixes:
@@ -327,12 +406,20 @@ def _find_label(folder: str, name: str, suffixes=LABEL_SUFFIXES) -> str | None:
     return None
 
 
+def is_label_file(path: str) -> bool:
+    """Whether a NIfTI file is the labels of an image beside it (``<name>_gt`` and ``<name>``)."""
+    name = stem(path)
+    return any(name.endswith(x) and _find_label(os.path.dirname(path), name[:-len(x)],
+                                                suffixes=("",)) is not None
+               for x in LABEL_SUFFIXES[1:])
+
+
 def find_label_for(image_path: str, masks: str | None) -> str | None:
     """The true labels of a NIfTI input for ``predict``: in ``masks`` or beside it.
 
     Looked for: ``masks`` itself if it is a file; in the ``masks`` folder the image's name
     (nnU-Net's ``_0000`` dropped) with any of :data:`LABEL_SUFFIXES`; without ``masks``,
-    ``<name>_gt`` beside the image (the ACDC release).
+    ``<name>_gt`` (``_seg``, ...) beside the image (the ACDC release, M&Ms).
     """
     name = stem(image_path)
     if masks and os.path.isfile(masks):
@@ -340,5 +427,5 @@ def find_label_for(image_path: str, masks: str | None) -> str | None:
     if masks:
         base = name[:-5] if re.search(r"_0000$", name) else name
         return _find_label(masks, base) or _find_label(masks, name)
-    return _find_label(os.path.dirname(image_path), name, suffixes=("_gt",))
+    return _find_label(os.path.dirname(image_path), name, suffixes=LABEL_SUFFIXES[1:])
 

@@ -56,7 +56,8 @@ def require_dir(path: str, what: str) -> str:
     return path
 
 
-def _natural_key(path: str):
+def natural_key(path: str):
+    """Sorts file names in natural order (``img2`` before ``img10``), by their base name."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
 
 
@@ -67,7 +68,7 @@ def png_files(folder: str) -> list[str]:
 
 def matching(pattern: str) -> list[str]:
     """The files a glob pattern matches, in natural order (``img2`` before ``img10``)."""
-    return sorted(glob.glob(pattern), key=_natural_key)
+    return sorted(glob.glob(pattern), key=natural_key)
 
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
