@@ -166,6 +166,22 @@ def test_official_acdc_layout_splits_by_the_conversions_patients(tmp_path, tfds_
     assert sorted({v[:10] for v in d.val.volume_ids}) == [f"patient{p:03d}" for p in VAL_PATIENTS]
     assert sorted({i.split("/")[0][:10] for i in d.train.ids}) == ["patient003", "patient004"]
     np.testing.assert_allclose(d.val.spacing, [SPACING] * 8)
+    # A few steps on it; predict on a patient's folder (its _gt files beside the frames)
+    # writes label volumes on the inputs' grid with training's per-volume Dice.
+    wd = str(tmp_path / "run")
+    train.train_and_evaluate(c, wd)
+    with open(os.path.join(wd, "summary.json")) as f:
+        best = json.load(f)["replicas"][0]["best"]
+    model = model_io.from_replica(workdir.Workdir(wd).replica("0"))
+    res = predict.run_predict(model, str(root / "patient082"), str(tmp_path / "pred"))
+    assert [r["case"] for r in res["cases"]] == ["patient082_frame01", "patient082_frame02"]
+    for row in res["cases"]:
+        want = best["case_dice"][str(d.val.volume_ids.index(row["case"]))]
+        assert want is None or row["dice"] == pytest.approx(want, rel=1e-9), row["case"]
+        out = nib.load(str(tmp_path / "pred" / f"{row['case']}_pred.nii.gz"))
+        inp = nib.load(str(root / "patient082" / f"{row['case']}.nii.gz"))
+        assert out.shape == inp.shape and np.allclose(out.affine, inp.affine)
+    assert res["metrics"]["hd95_unit"] == "mm"
     # k-fold over train + val keeps each patient's two frames in one fold.
     c.data.folds = 3
     d = datasets.load(c.data)

@@ -187,12 +187,8 @@ class JaxsegFolder(tfds.core.GeneratorBasedBuilder):
         if c.grey_levels is not None and len(c.grey_levels) != c.num_classes:
             raise JaxsegError(f"folder dataset: grey_levels {list(c.grey_levels)} name "
                               f"{len(c.grey_levels)} classes but num_classes={c.num_classes}")
-        split_roots = {s: os.path.join(root, s) for s in ("train", "val", "test")
-                       if os.path.isdir(os.path.join(root, s))}
-        if not split_roots:
-            split_roots = {"train": root}
         splits = {}
-        for split, base in split_roots.items():
+        for split, base in readers.split_folders(root).items():
             image_dir = readers.require_dir(os.path.join(base, "images"),
                                             f"folder dataset, split {split}")
             mask_dir = os.path.join(base, "masks")

@@ -339,10 +339,8 @@ def _acdc(root: str) -> dict:
 
 
 def _plain(root: str) -> dict:
-    bases = {s: os.path.join(root, s) for s in ("train", "val", "test")
-             if os.path.isdir(os.path.join(root, s))} or {"train": root}
     out = {}
-    for split, base in bases.items():
+    for split, base in readers.split_folders(root).items():
         images = readers.require_dir(os.path.join(base, "images"),
                                      f"nifti dataset, split {split}")
         labels = os.path.join(base, "labels")

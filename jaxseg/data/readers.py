@@ -56,6 +56,15 @@ def require_dir(path: str, what: str) -> str:
     return path
 
 
+def split_folders(root: str) -> dict[str, str]:
+    """A user folder's splits: its ``train/``, ``val/``, ``test/`` sub-folders, or itself.
+
+    Without split sub-folders the folder is the ``train`` split.
+    """
+    return {s: os.path.join(root, s) for s in ("train", "val", "test")
+            if os.path.isdir(os.path.join(root, s))} or {"train": root}
+
+
 def natural_key(path: str):
     """Sorts file names in natural order (``img2`` before ``img10``), by their base name."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", os.path.basename(path))]
