@@ -12,7 +12,7 @@ data", walks through it from a raw folder to predictions):
       --config.data.name=folder --config.data.source_dir=/data/lge \
       '--config.data.grey_levels=(0,128,255)' --config.data.image_size=128
   # :grid, the grid below (learning rate x loss, 2 seeds = 12 runs); --dry_run plans it
-  # and reads and writes nothing
+  # and writes nothing
   jaxseg sweep --config=experiments/own_data.py:grid --workdir=runs/mine_grid \
       --config.data.source_dir=/data/Dataset027_ACDC --dry_run
 

@@ -10,6 +10,7 @@ from PIL import Image
 from jaxseg import configs, metrics
 from jaxseg.data import augment, builders, datasets, lge, phantom, preprocess, readers
 from jaxseg.errors import JaxsegError
+from jaxseg.sweep import plan
 
 
 def data_cfg(name, tfds_dir, **kw):
@@ -89,6 +90,10 @@ def test_acdc_slices_and_volumes(tfds_dir):
     assert set(np.unique(d.train.labels)) == {0, 1, 2, 3}
     frac = d.class_counts / d.class_counts.sum()
     assert frac[0] > 0.9 and np.all(frac[1:] > 0.005)
+    # --dry_run's estimate counts the listed slices and the volumes' slices.
+    config = configs.default()
+    config.data = data_cfg("acdc", tfds_dir, source_dir=src)
+    assert plan.split_sizes(config) == (1312, len(d.val))
 
 
 def test_phantom_is_deterministic_and_labelled():

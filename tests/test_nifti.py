@@ -12,6 +12,7 @@ from conftest import shared_dir
 from jaxseg import configs, model_io, predict, train, workdir
 from jaxseg.data import datasets, nifti, readers
 from jaxseg.errors import JaxsegError
+from jaxseg.sweep import plan
 
 nib = pytest.importorskip("nibabel")
 
@@ -82,6 +83,9 @@ def test_nnunet_layout_slices_spacing_and_held_out_volumes(nnunet_set, tfds_dir,
     c = nifti_config(nnunet_set, tfds_dir)
     assert c.data.class_names == ("background", "RV", "MLV", "LVC")  # dataset.json's
     d = datasets.load(c.data)
+    # --dry_run's estimate counts the slices from the headers (a fifth held out).
+    total = sum(len(f[1]) for frames in volumes.values() for f in frames)
+    assert plan.split_sizes(c) == (total - total // 5, total // 5)
     # No validation split in imagesTr: fold 0 of 5 held out, whole patients (both frames).
     names = set(d.train.volume_ids) | set(d.val.volume_ids)
     assert len(names) == 12 and not set(d.train.volume_ids) & set(d.val.volume_ids)

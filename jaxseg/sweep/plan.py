@@ -194,15 +194,67 @@ COMPILE_SECONDS = {"cpu": 20.0}
 def split_sizes(config: ml_collections.ConfigDict) -> tuple[int, int]:
     """Training and validation images of a config's dataset, for time estimates.
 
-    Known without reading the data for ``phantom`` (its config), ``cmr96`` (100/20) and a
-    ``folder`` with ``train/`` and ``val/`` sub-folders (its PNGs counted); other datasets
-    are counted as cmr96, which ``describe`` says.
+    Known without reading the images for ``phantom`` (its config), ``cmr96`` (100/20), a
+    ``folder`` with ``train/`` and ``val/`` sub-folders (its PNGs counted), NIfTI sets and
+    ACDC (slices counted from the files' headers and lists); other datasets are counted as
+    cmr96, which ``describe`` says.
     """
     d = config.data
     if d.name == "phantom":
         return int(d.phantom.num_train), int(d.phantom.num_val)
-    counts = _folder_counts(config)
+    counts = _folder_counts(config) or _volume_counts(config)
     return counts if counts else (100, 20)
+
+
+def _volume_counts(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
+    """Training and validation slices of a NIfTI or ACDC set, from headers and lists, or None.
+
+    A volume set without a ``val`` split holds out a fifth (datasets.HOLDOUT_FOLDS); a 4-D
+    labelled cine file is counted as 2 frames (end-diastole and end-systole).
+    """
+    d = config.data
+    source = os.path.expanduser(d.source_dir or "")
+    if d.name not in ("nifti", "acdc") or not os.path.isdir(source):
+        return None
+    try:
+        if d.name == "acdc" and os.path.isdir(os.path.join(source, "data")):
+            return _acdc_h5_counts(source)
+        from jaxseg.data import nifti
+
+        counts = {split: sum(_slices(path, label) for _, path, label in found)
+                  for split, found in nifti.cases(source).items()}
+    except (JaxsegError, OSError, ValueError):
+        return None  # the data will say what is wrong when they are loaded
+    train, val = counts.get(str(d.train_split), 0), counts.get(str(d.val_split), 0)
+    if not val:
+        from jaxseg.data import datasets
+
+        val = train // datasets.HOLDOUT_FOLDS
+        train -= val
+    return (train, val) if train and val else None
+
+
+def _slices(path: str, label: str | None) -> int:
+    """A NIfTI file's slices from its header (a labelled 4-D cine: 2 frames' worth)."""
+    import nibabel as nib
+
+    shape = nib.load(path).shape + (1, 1)
+    return shape[2] * (shape[3] if label is None or len(nib.load(path).shape) < 4 else 2)
+
+
+def _acdc_h5_counts(source: str) -> tuple[int, int] | None:
+    """ACDC's HDF5 layout: the training slices listed, the validation volumes' slices."""
+    import h5py
+
+    with open(os.path.join(source, "train_slices.list")) as f:
+        train = sum(1 for line in f if line.strip())
+    with open(os.path.join(source, "val.list")) as f:
+        names = [line.strip() for line in f if line.strip()]
+    val = 0
+    for name in names:
+        with h5py.File(os.path.join(source, "data", f"{name}.h5"), "r") as h:
+            val += h["image"].shape[0]
+    return train, val
 
 
 def _folder_counts(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
@@ -298,7 +350,7 @@ def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None
     if estimated:
         unknown = sorted({p.config.data.name for p in plans
                           if p.config.data.name not in ("phantom", "cmr96")
-                          and not _folder_counts(p.config)})
+                          and not (_folder_counts(p.config) or _volume_counts(p.config))})
         source = ("one training step per architecture timed on this machine now" if timings
                   else "the built-in throughput of 2026-11-22; --calibrate times this machine")
         span = (f"~{total / 60:.1f} min if every halving rung prunes as planned (best case), "
