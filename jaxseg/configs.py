@@ -223,7 +223,7 @@ def default() -> ml_collections.ConfigDict:
     t.early_stopping_start = 0  # evals up to this epoch never count against the patience
     # A barely trained U-Net's validation loss can rise while its Dice climbs (lr_search's
     # 1e-5 runs were stopped at epoch 11 with Dice still at its best): monitor Dice then.
-    t.early_stopping_monitor = "loss"  # loss | dice: what the patience waits to improve
+    t.early_stopping_monitor = "loss"  # loss | dice | volume_dice: what the patience waits for
     # A replica whose mean training loss of an epoch exceeds this times the sum of its loss
     # weights is diverged (frozen), as a non-finite one is (0: only non-finite losses).
     t.divergence_loss = 100.0
@@ -232,7 +232,9 @@ def default() -> ml_collections.ConfigDict:
     t.halving = h = ml_collections.ConfigDict()
     h.min_epochs = 0  # > 0: the first rung's epoch (0: no halving)
     h.eta = 3  # reduction factor: max(1, n // eta) of n configurations go on at a rung
-    h.metric = ""  # rank by each replica's best so far: "" (eval.select) | dice | dice_image | loss
+    # Rank by each replica's best so far: "" (eval.select) | dice | dice_image | volume_dice
+    # | loss.
+    h.metric = ""
     t.checkpoint_every = 1  # epochs between checkpoints
     t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
     t.xla_options = "tuned"  # tuned (XLA options measured fastest per backend) | default (XLA's)
@@ -244,7 +246,9 @@ def default() -> ml_collections.ConfigDict:
     c.eval = e = ml_collections.ConfigDict()
     e.every = 1  # epochs between evaluations
     e.batch_size = 32
-    e.select = "dice"  # picks the best epoch: dice (max, pooled) | dice_image (max) | loss (min)
+    # Picks the best epoch: dice (max, pooled) | dice_image (max) | volume_dice (max, each
+    # volume's 3-D Dice averaged: volume splits) | loss (min).
+    e.select = "dice"
     e.bf_tolerance = 2.0  # pixels, boundary F1 distance tolerance (bf_convention=jaxseg)
     # jaxseg (tolerance bf_tolerance px) | matlab (0.75% of the image diagonal, as MATLAB's
     # evaluateSemanticSegmentation; its MeanBFScore is the per-image bf_image).

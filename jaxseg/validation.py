@@ -90,11 +90,20 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
 
 
 def check_data(config: ml_collections.ConfigDict, data: datasets.SegData) -> None:
-    """The checks that need the loaded data: ``data.spacing`` against 2-D images or volumes.
+    """The checks that need the loaded data: ``data.spacing`` and ``volume_dice`` against them.
 
     Raises:
       JaxsegError: naming the field and what the data need.
     """
+    val = data.pool if int(config.data.folds) else data.val
     if config.eval.hd95:
-        val = data.pool if int(config.data.folds) else data.val
         metrics.hd95_spacing(config.data.spacing, val.volume is not None)
+    if val.volume is None:  # per-volume Dice needs volumes to average over
+        t = config.train
+        for field, value in (("eval.select", config.eval.select),
+                             ("train.early_stopping_monitor", t.early_stopping_monitor),
+                             ("train.halving.metric", t.halving.metric)):
+            if value == tracker.PER_VOLUME:
+                raise JaxsegError(f"{field}={value} needs a validation split of volumes "
+                                  f"(acdc, nifti); {config.data.name}'s validation images are "
+                                  "2-D: use dice or dice_image")

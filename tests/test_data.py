@@ -7,7 +7,7 @@ import pytest
 from conftest import shared_dir
 from PIL import Image
 
-from jaxseg import configs, metrics
+from jaxseg import configs, metrics, validation
 from jaxseg.data import augment, builders, datasets, lge, phantom, preprocess, readers
 from jaxseg.errors import JaxsegError
 from jaxseg.sweep import plan
@@ -94,6 +94,21 @@ def test_acdc_slices_and_volumes(tfds_dir):
     config = configs.default()
     config.data = data_cfg("acdc", tfds_dir, source_dir=src)
     assert plan.split_sizes(config) == (1312, len(d.val))
+
+
+def test_volume_dice_is_refused_for_2d_validation_images(tfds_dir):
+    config = configs.default()
+    config.data.tfds_dir = tfds_dir
+    config.data.phantom.num_train = config.data.phantom.num_val = 4
+    data = datasets.load(config.data)
+    for field in ("eval.select", "train.early_stopping_monitor", "train.halving.metric"):
+        c = configs.default()
+        c.eval.select, c.train.early_stopping_monitor = "dice", "loss"
+        section, name = field.rsplit(".", 1)
+        setattr(c[section] if "." not in section else c.train.halving, name, "volume_dice")
+        with pytest.raises(JaxsegError, match=f"{field}=volume_dice needs a validation split "
+                           "of volumes"):
+            validation.check_data(c, data)
 
 
 def test_phantom_is_deterministic_and_labelled():

@@ -113,11 +113,14 @@ def test_nnunet_layout_slices_spacing_and_held_out_volumes(nnunet_set, tfds_dir,
 
 def test_nnunet_train_then_predict_writes_overlaying_volumes(nnunet_set, tfds_dir, tmp_path):
     c = nifti_config(nnunet_set, tfds_dir)
+    # Selected and watched per volume (ACDC's protocol): each epoch's rows carry it.
+    c.eval.select = c.train.early_stopping_monitor = "volume_dice"
+    c.train.early_stopping = 1
     wd = str(tmp_path / "run")
     train.train_and_evaluate(c, wd)
     with open(os.path.join(wd, "summary.json")) as f:
         best = json.load(f)["replicas"][0]["best"]
-    assert best["hd95_unit"] == "mm"
+    assert best["hd95_unit"] == "mm" and 0 <= best["volume_dice"] <= 1
     model = model_io.from_replica(workdir.Workdir(wd).replica("0"))
     val_ids = datasets.load(model.config.data).val.volume_ids
     folder = tmp_path / "val"

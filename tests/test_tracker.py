@@ -68,6 +68,14 @@ def test_best_epoch_follows_the_selected_metric():
         assert t.replicas[0].best_metrics == rows[epoch - 1][0]
         assert t.replicas[0].last_metrics == rows[2][0]
         assert improved == flags, select
+    # Per-volume Dice 0.8, 0.75, 0.85 (ACDC's protocol) picks epoch 3 where pooled Dice
+    # picks 2; watched by early stopping with patience 1, the dip at epoch 2 stops it there.
+    for r, v in zip(rows, (0.8, 0.75, 0.85), strict=True):
+        r[0]["volume_dice"] = v
+    t, improved = run(Policy(epochs=3, select="volume_dice"), rows)
+    assert t.replicas[0].best_epoch == 3 and improved == [[True], [False], [True]]
+    t, _ = run(Policy(epochs=3, select="volume_dice", monitor="volume_dice", patience=1), rows)
+    assert t.replicas[0].stopped_epoch == 2 and t.replicas[0].best_epoch == 1
 
 
 def test_a_diverged_replica_is_frozen_and_its_weights_are_not_kept():

@@ -29,8 +29,10 @@ from jaxseg.engine import halving
 CASE_DICE = "case_dice"
 RUNNING, FINISHED, STOPPED, DIVERGED, PRUNED = ("running", "finished", "stopped", "diverged",
                                                 "pruned")
-SELECT = ("dice", "dice_image", "loss")
-MONITOR = ("dice", "loss")
+# volume_dice (each volume's 3-D Dice, averaged: the ACDC protocol) needs volume splits.
+SELECT = ("dice", "dice_image", "volume_dice", "loss")
+MONITOR = ("dice", "volume_dice", "loss")
+PER_VOLUME = "volume_dice"
 
 
 def score(row: dict, metric: str) -> float:
