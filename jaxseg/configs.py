@@ -142,6 +142,9 @@ def default() -> ml_collections.ConfigDict:
     d.folds = 0  # >= 2: k-fold cross-validation over train + val
     d.fold = 0  # the held-out fold (a replica field: the folds of a grid share one cohort)
     d.fold_seed = 0  # the shuffle that deals images (volumes) to folds
+    # Train on train + val pooled: a final model once the hyperparameters are chosen (jaxseg
+    # refit); the validation numbers then come from images the model trained on.
+    d.train_on_val = False
     # Pixel size in mm, (row, col), or (slice, row, col) for volume splits: HD95 in mm.
     # Empty: unknown (PNG folders; the ACDC HDF5 conversion keeps none), HD95 in pixels;
     # NIfTI volumes bring their own from their headers (given here, it overrides them).
@@ -209,6 +212,9 @@ def default() -> ml_collections.ConfigDict:
 
     c.train = t = ml_collections.ConfigDict()
     t.epochs = 20
+    # The epochs the schedule spans (cosine's length); 0: train.epochs. A refit that stops at
+    # a run's best epoch keeps the run's schedule this way (jaxseg refit).
+    t.schedule_epochs = 0
     t.batch_size = 16
     # auto (timed where the cohort runs) | vmap | unroll | map | sequential | chunked:
     # how replicas share a program (docs/design.md §6)

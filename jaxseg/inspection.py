@@ -128,7 +128,8 @@ def describe_replica(wd: workdir_lib.Workdir, rep: workdir_lib.Replica,
         # What the next epoch will use: base x schedule x plateau scale, as the engine sets it.
         lr_next = ("- (done)" if epoch >= rep.epochs else _fmt(
             float(config.optim.learning_rate)
-            * optim.schedule_factor(config.optim, epoch, rep.epochs) * scale))
+            * optim.schedule_factor(config.optim, epoch,
+                                    int(config.train.schedule_epochs) or rep.epochs) * scale))
         lines += ["", f"optimizer and schedule (checkpoint of epoch {step}):",
                   f"  optimizer {config.optim.name}, schedule {config.optim.schedule}",
                   f"  learning rate used in epoch {epoch}: {_fmt(lr_last)}; "

@@ -15,6 +15,8 @@ Commands:
   predict segment PNGs or HDF5 slices/volumes (a file, folder or pattern) with a replica
           (``--workdir`` + ``--replica``) or an exported ``--model``; ``--masks`` adds metrics.
   report  a self-contained report folder (report.md, report.html, PNG figures) of a workdir.
+  refit   train a chosen replica (``--workdir`` + ``--replica``) again on train + validation
+          for its best epoch count, into the train workdir ``--output``.
 
 Every config field can be overridden with ``--config.a.b=value``; ``--helpfull``
 lists every flag. Errors in data or config print one line and exit with status 2.
@@ -32,7 +34,7 @@ from ml_collections import config_flags
 from jaxseg import configs
 from jaxseg.errors import JaxsegError
 
-COMMANDS = ("train", "sweep", "bench", "inspect", "predict", "report")
+COMMANDS = ("train", "sweep", "bench", "inspect", "predict", "report", "refit")
 NEEDS_CONFIG = ("train", "sweep", "bench")
 
 config_flags.DEFINE_config_file(
@@ -72,7 +74,8 @@ flags.DEFINE_string("masks", None, "predict: the true mask PNG, or a folder of m
                     "(<name>_mask.png or <name>.png; NIfTI: label volumes, nnU-Net's labelsTr), "
                     "for metrics.")
 flags.DEFINE_string("output", None, "predict: output folder (masks, overlays, metrics); "
-                    "report: the report folder (default WORKDIR/report).")
+                    "report: the report folder (default WORKDIR/report); refit: the new "
+                    "train workdir.")
 flags.DEFINE_integer("panels", 4, "report: validation images shown per configuration panel.")
 flags.DEFINE_bool("distributed", False, "Multi-host: start JAX's distributed runtime "
                   "(one process per host) from --coordinator_address/--num_processes/"
@@ -194,6 +197,18 @@ def _report(argv_rest):
     print(f"jaxseg: report in {out}/report.html (and report.md)")
 
 
+def _refit(argv_rest):
+    from jaxseg import refit
+
+    if not flags.FLAGS.workdir or flags.FLAGS.replica is None or not flags.FLAGS.output:
+        raise JaxsegError("refit needs --workdir=DIR --replica=ID (the chosen run) and "
+                          "--output=DIR (the new workdir)")
+    summary = refit.refit(flags.FLAGS.workdir, flags.FLAGS.replica, flags.FLAGS.output)
+    print(f"jaxseg: replica {flags.FLAGS.replica} refit on train + validation for "
+          f"{summary['epochs']} epochs in {flags.FLAGS.output} (predict with "
+          f"--workdir={flags.FLAGS.output} --replica=0)")
+
+
 def main(argv):
     """Dispatches ``argv[1]`` to its command."""
     if len(argv) < 2 or argv[1] not in COMMANDS:
@@ -213,7 +228,7 @@ def main(argv):
         raise app.UsageError("--config is required, e.g. --config=experiments/quickstart.py")
     try:
         {"train": _train, "sweep": _sweep, "bench": _bench, "inspect": _inspect,
-         "predict": _predict, "report": _report}[argv[1]](argv[2:])
+         "predict": _predict, "report": _report, "refit": _refit}[argv[1]](argv[2:])
     except JaxsegError as e:
         _fail(str(e))
     except OSError as e:  # a read-only folder, a full disk, a missing permission

@@ -125,13 +125,15 @@ def _train_and_evaluate(config, workdir, overrides, label):
                   outputs.jsonable(track.to_json()))
         phases["checkpoint"] += time.perf_counter() - t
 
+    horizon = int(config.train.schedule_epochs) or E  # what the schedule spans
     for epoch in range(track.epoch + 1, E + 1):  # 1-based: the epoch being trained
         if not track.alive.any():
             break
         t0, tp = time.time(), time.perf_counter()
         alive = track.alive
         scale = devices.to_host(state["plateau"].scale, R)
-        factor = np.array([optim.schedule_factor(c.optim, epoch - 1, E) for c in built.configs])
+        factor = np.array([optim.schedule_factor(c.optim, epoch - 1, horizon)
+                           for c in built.configs])
         lr = table["optim.learning_rate"] * factor * scale
         plan = cohort.plan(hp["seed"], built.member_d, epoch - 1)
         state, acc = cohort.run_epoch(state, hp, cohort.pad_vector(lr.astype(np.float32), 0.0),

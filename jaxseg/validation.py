@@ -44,6 +44,12 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
     if not float(t.divergence_loss) >= 0:
         raise JaxsegError(f"train.divergence_loss={t.divergence_loss} must be >= 0 (0: only "
                           "non-finite losses count as divergence)")
+    if int(t.schedule_epochs) < 0:
+        raise JaxsegError(f"train.schedule_epochs={t.schedule_epochs} must be >= 0 (0: the "
+                          "schedule spans train.epochs)")
+    if config.data.train_on_val and int(config.data.folds):
+        raise JaxsegError("data.train_on_val trains on train + val; with data.folds > 0 there "
+                          "is no separate validation split to add (set data.folds=0)")
     halving.validate(t.halving)
     if t.halving.metric:
         _choice("train.halving.metric", t.halving.metric, tracker.SELECT)

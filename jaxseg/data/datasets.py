@@ -299,6 +299,8 @@ def load(cfg: ml_collections.ConfigDict) -> SegData:
                               "predicted on, not trained or evaluated on")
         if split is not None:
             split.labels = classes.apply(split.labels, cfg)  # the task's classes
+    if cfg.train_on_val and val is not None:  # a final model: val's images train too
+        train = _concat(train, val)
     pool = fold_of = None
     if cfg.folds:
         pool = train if val is None else _concat(train, val)
@@ -309,7 +311,10 @@ def load(cfg: ml_collections.ConfigDict) -> SegData:
                      "(data.fold_seed=%d) is held out for validation (data.folds=k: k-fold "
                      "cross-validation)", cfg.name, HOLDOUT_FOLDS, len(train.volume_ids),
                      int(cfg.fold_seed))
+        pooled = train
         train, val = kfold(train, HOLDOUT_FOLDS, 0, int(cfg.fold_seed))
+        if cfg.train_on_val:
+            train = pooled
         if not len(train) or not len(val):
             raise JaxsegError(f"{cfg.name} at {cfg.source_dir}: {len(train.volume_ids or [])} + "
                               f"{len(val.volume_ids or [])} volumes are too few to hold one "
