@@ -187,15 +187,10 @@ class JaxsegFolder(tfds.core.GeneratorBasedBuilder):
         if c.grey_levels is not None and len(c.grey_levels) != c.num_classes:
             raise JaxsegError(f"folder dataset: grey_levels {list(c.grey_levels)} name "
                               f"{len(c.grey_levels)} classes but num_classes={c.num_classes}")
-        splits = {}
-        for split, base in readers.split_folders(root).items():
-            image_dir = readers.require_dir(os.path.join(base, "images"),
-                                            f"folder dataset, split {split}")
-            mask_dir = os.path.join(base, "masks")
-            labelled = os.path.isdir(mask_dir)
-            splits[split] = _png_examples(image_dir, mask_dir if labelled else None,
-                                          c.num_classes, c.grey_levels, require_masks=labelled)
-        return splits
+        return {split: _png_examples(images, masks, c.num_classes, c.grey_levels,
+                                     require_masks=masks is not None)
+                for split, images, masks in readers.split_folders(root, "images", "masks",
+                                                                  "folder dataset")}
 
     def _generate_examples(self):
         raise NotImplementedError

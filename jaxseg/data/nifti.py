@@ -340,15 +340,12 @@ def _acdc(root: str) -> dict:
 
 def _plain(root: str) -> dict:
     out = {}
-    for split, base in readers.split_folders(root).items():
-        images = readers.require_dir(os.path.join(base, "images"),
-                                     f"nifti dataset, split {split}")
-        labels = os.path.join(base, "labels")
-        labelled = os.path.isdir(labels)
+    for split, images, labels in readers.split_folders(root, "images", "labels",
+                                                        "nifti dataset"):
         found = []
         for path in files(images):
-            label = _find_label(labels, stem(path)) if labelled else None
-            if labelled and label is None:
+            label = _find_label(labels, stem(path)) if labels else None
+            if labels and label is None:
                 raise JaxsegError(f"image {path} has no label volume in {labels} (looked for "
                                   f"<name>{{{','.join(LABEL_SUFFIXES)}}}.nii[.gz])")
             found.append((stem(path), path, label))

@@ -56,13 +56,30 @@ def require_dir(path: str, what: str) -> str:
     return path
 
 
-def split_folders(root: str) -> dict[str, str]:
-    """A user folder's splits: its ``train/``, ``val/``, ``test/`` sub-folders, or itself.
+def split_folders(root: str, images: str, labels: str, what: str):
+    """A user folder's splits, each with its image folder and its label folder, if any.
 
-    Without split sub-folders the folder is the ``train`` split.
+    The splits are the ``train/``, ``val/``, ``test/`` sub-folders, or without them the
+    folder itself as ``train``.
+
+    Args:
+      root: the data folder.
+      images: the image sub-folder's name (``images``), required in every split.
+      labels: the label sub-folder's name (``masks``, ``labels``); a split without one is
+        unlabelled.
+      what: the data set's kind, for the message.
+
+    Returns:
+      ``[(split, image folder, label folder or None)]``.
     """
-    return {s: os.path.join(root, s) for s in ("train", "val", "test")
-            if os.path.isdir(os.path.join(root, s))} or {"train": root}
+    bases = {s: os.path.join(root, s) for s in ("train", "val", "test")
+             if os.path.isdir(os.path.join(root, s))} or {"train": root}
+    out = []
+    for split, base in bases.items():
+        image_dir = require_dir(os.path.join(base, images), f"{what}, split {split}")
+        label_dir = os.path.join(base, labels)
+        out.append((split, image_dir, label_dir if os.path.isdir(label_dir) else None))
+    return out
 
 
 def natural_key(path: str):
