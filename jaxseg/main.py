@@ -12,8 +12,9 @@ Commands:
   inspect list a workdir's cohorts and replicas (status, best epoch, metrics, checkpoints);
           ``--replica=ID`` shows one in depth, ``--export=PATH`` writes it as a standalone
           model.
-  predict segment PNGs or HDF5 slices/volumes (a file, folder or pattern) with a replica
-          (``--workdir`` + ``--replica``) or an exported ``--model``; ``--masks`` adds metrics.
+  predict segment PNG/DICOM slices, HDF5 or NIfTI slices/volumes (a file, folder or
+          pattern) with a replica (``--workdir`` + ``--replica``) or an exported
+          ``--model``; ``--masks`` adds metrics.
   report  a self-contained report folder (report.md, report.html, PNG figures) of a workdir.
   refit   train a chosen replica (``--workdir`` + ``--replica``) again on train + validation
           for its best epoch count, into the train workdir ``--output``.

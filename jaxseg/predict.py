@@ -120,7 +120,8 @@ def gather_inputs(inp: str, masks: str | None, config) -> list[Case]:
     num_classes = classes.source_count(config.data)  # the masks' own classes (data.classes)
     grey = config.data.grey_levels if config.data.name == "folder" else None
     if any(ch in inp for ch in "*?[") and not os.path.exists(inp):
-        paths = readers.matching(inp)
+        # Label volumes beside NIfTI images (<name>_gt) are truth, not inputs.
+        paths = [p for p in readers.matching(inp) if not nifti.is_label_file(p)]
         if not paths:
             raise JaxsegError(f"no files match {inp}")
     elif os.path.isdir(inp):

@@ -1,6 +1,8 @@
 """Builders on the real data (counts and labels as in ../shared/data/README.md), bad data."""
 
 
+import os
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -211,7 +213,9 @@ def test_dicom_slices_as_folder_images(tmp_path, tfds_dir):
     for i in (1, 2, 3):
         grey = np.asarray(Image.open(f"{src}/train/image/cmr{i}.png"))
         raw[i] = grey.astype(np.uint16) * 40 + 7
-        write_dicom(tmp_path / "images" / f"IM{i:04d}.dcm", raw[i], 0.5, -3.0)
+        # A scanner export's name without a suffix (IM0003): known by its DICM mark.
+        write_dicom(tmp_path / "images" / (f"IM{i:04d}" + (".dcm" if i < 3 else "")),
+                    raw[i], 0.5, -3.0)
         Image.open(f"{src}/train/mask/cmr{i}_mask.png").save(
             tmp_path / "masks" / f"IM{i:04d}.png")
     c = data_cfg("folder", tfds_dir, source_dir=str(tmp_path), grey_levels=(0, 1, 2, 3),
@@ -227,6 +231,9 @@ def test_dicom_slices_as_folder_images(tmp_path, tfds_dir):
     (tmp_path / "images" / "IM0004.dcm").write_bytes(b"DICM" * 40)
     with pytest.raises(JaxsegError, match="unreadable DICOM file .*IM0004.dcm"):
         readers.read_dicom(str(tmp_path / "images" / "IM0004.dcm"))
+    (tmp_path / "images" / "notes").write_bytes(b"x" * 200)  # no suffix, no DICM mark
+    assert [os.path.basename(p) for p in readers.image_files(str(tmp_path / "images"))] == [
+        "IM0001.dcm", "IM0002.dcm", "IM0003", "IM0004.dcm"]
 
 
 def test_wide_images_fit_and_default_names_by_hand():

@@ -189,6 +189,10 @@ def test_official_acdc_layout_splits_by_the_conversions_patients(tmp_path, tfds_
         inp = nib.load(str(root / "patient082" / f"{row['case']}.nii.gz"))
         assert out.shape == inp.shape and np.allclose(out.affine, inp.affine)
     assert res["metrics"]["hd95_unit"] == "mm"
+    # A quoted pattern that also matches the _gt files: those are truth, not inputs.
+    cases = predict.gather_inputs(str(root / "patient082" / "*.nii.gz"), None, model.config)
+    assert [c.name for c in cases] == ["patient082_frame01", "patient082_frame02"]
+    assert all(c.labels is not None for c in cases)
     # k-fold over train + val keeps each patient's two frames in one fold.
     c.data.folds = 3
     d = datasets.load(c.data)

@@ -62,7 +62,8 @@ class Volume:
     """One NIfTI volume.
 
     Attributes:
-      array: ``(slices, rows, cols)`` as stored (not scaled).
+      array: ``(slices, rows, cols)`` as stored (not scaled); ``(frames, slices, rows,
+        cols)`` for a 4-D cine file as :func:`read` returns it.
       spacing: the voxel size in mm, ``(slice, row, col)``.
       affine: the voxel-to-world matrix (4x4).
       header: the NIfTI header, for writing outputs that overlay on it.
@@ -95,13 +96,15 @@ def files(folder: str) -> list[str]:
 
 
 def read(path: str) -> Volume:
-    """Reads a 2-D or 3-D NIfTI file (a 4-D one with one frame) as a :class:`Volume`.
+    """Reads a 2-D, 3-D or 4-D (cine) NIfTI file as a :class:`Volume`.
 
     Args:
       path: the file.
 
     Returns:
-      The volume, ``array`` of shape ``(slices, rows, cols)`` (1 slice for a 2-D file).
+      The volume, ``array`` of shape ``(slices, rows, cols)`` (1 slice for a 2-D file), or
+      ``(frames, slices, rows, cols)`` for a 4-D file with several frames
+      (:func:`case_volumes` splits them).
     """
     import nibabel as nib
 
@@ -374,7 +377,7 @@ def _paired(root: str) -> dict:
         paths = sorted(os.path.join(folder, n) for n in names if is_nifti(n))
         stems = {stem(p): p for p in paths}
         for name, path in stems.items():
-            if any(name.endswith(x) and name[:-len(x)] in stems for x in LABEL_SUFFIXES[1:]):
+            if _labels_of(name, stems):
                 continue  # a label file
             label = next((stems[name + x] for x in LABEL_SUFFIXES[1:] if name + x in stems),
                          None)
@@ -401,12 +404,15 @@ def _find_label(folder: str, name: str, suffixes=LABEL_SUFFIXES) -> str | None:
     return None
 
 
+def _labels_of(name: str, names) -> bool:
+    """Whether ``name`` is the labels of another of ``names`` (``<image>_gt``, ``_seg``...)."""
+    return any(name.endswith(x) and name[:-len(x)] in names for x in LABEL_SUFFIXES[1:])
+
+
 def is_label_file(path: str) -> bool:
     """Whether a NIfTI file is the labels of an image beside it (``<name>_gt`` and ``<name>``)."""
-    name = stem(path)
-    return any(name.endswith(x) and _find_label(os.path.dirname(path), name[:-len(x)],
-                                                suffixes=("",)) is not None
-               for x in LABEL_SUFFIXES[1:])
+    return is_nifti(path) and _labels_of(stem(path), {stem(p) for p in files(
+        os.path.dirname(path) or ".")})
 
 
 def find_label_for(image_path: str, masks: str | None) -> str | None:

@@ -101,14 +101,23 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
 def image_files(folder: str) -> list[str]:
-    """A folder's 2-D images: its PNGs, or else its DICOM files (``.dcm``), natural order."""
+    """A folder's 2-D images: its PNGs, or else its DICOM files, in natural order."""
     return png_files(folder) or [p for p in matching(os.path.join(folder, "*"))
-                                 if p.lower().endswith(DICOM_SUFFIXES)]
+                                 if os.path.isfile(p) and is_dicom(p)]
 
 
 def is_dicom(path: str) -> bool:
-    """Whether a path names a DICOM file (by its suffix)."""
-    return path.lower().endswith(DICOM_SUFFIXES)
+    """Whether a file is DICOM: by its suffix (``.dcm``), or by its content.
+
+    Scanner exports often name slices without a suffix (``IM0001``): such a file is DICOM
+    when the ``DICM`` mark follows its 128-byte preamble.
+    """
+    if path.lower().endswith(DICOM_SUFFIXES):
+        return True
+    if os.path.splitext(path)[1] or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read(132)[128:] == b"DICM"
 
 
 def read_dicom(path: str) -> np.ndarray:

@@ -238,8 +238,9 @@ def _slices(path: str, label: str | None) -> int:
     """A NIfTI file's slices from its header (a labelled 4-D cine: 2 frames' worth)."""
     import nibabel as nib
 
-    shape = nib.load(path).shape + (1, 1)
-    return shape[2] * (shape[3] if label is None or len(nib.load(path).shape) < 4 else 2)
+    shape = nib.load(path).shape
+    frames = 1 if len(shape) < 4 else 2 if label is not None else shape[3]
+    return (shape + (1,))[2] * frames
 
 
 def _acdc_h5_counts(source: str) -> tuple[int, int] | None:
