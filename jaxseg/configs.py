@@ -160,7 +160,7 @@ def default() -> ml_collections.ConfigDict:
     a.crop = 0  # > 0: random crop of this side (training only)
 
     c.model = m = ml_collections.ConfigDict()
-    m.name = "unet"
+    m.name = "unet"  # unet | unet3plus | deeplabv3 (jaxseg/models/build.py: who reads what)
     m.depth = 3  # number of 2x down-samplings
     m.base_width = 16
     m.norm = "batch"  # batch | instance | none
@@ -173,6 +173,20 @@ def default() -> ml_collections.ConfigDict:
     # optimizer state, logits and losses stay float32 (mixed precision).
     m.dtype = "float32"
     m.dropout = ml_collections.ConfigDict(dict(encoder=0.0, bottleneck=0.0, decoder=0.0))
+    # unet3plus (Huang et al. 2020; also reads depth, base_width, norm, norm_position):
+    m.cat_width = 64  # channels each scale contributes to a decoder stage (the paper's 64)
+    m.deep_supervision = True  # side outputs of every deeper decoder stage, each with a loss
+    # weight of each side output's loss against the main one's; the total is divided by
+    # 1 + side_weight * depth, so the loss keeps the scale of one output's.
+    m.side_weight = 1.0
+    # deeplabv3 (Chen et al. 2017, ResNet-18 backbone; reads none of the U-Net fields):
+    m.output_stride = 16  # 16 | 8
+    # The three ASPP atrous rates; () for the paper's (6, 12, 18) at stride 16, doubled at 8.
+    m.aspp_rates = ml_collections.FieldReference((), field_type=tuple)
+    m.aspp_width = 256
+    # A backbone weights file (.npz) written by ``jaxseg convert`` from torchvision's
+    # ResNet-18 (e.g. its ImageNet weights); "" trains from scratch. Nothing is downloaded.
+    m.pretrained = ""
 
     c.loss = lo = ml_collections.ConfigDict()
     # Named terms and their weights; the total loss is the weighted sum (losses.TERMS).

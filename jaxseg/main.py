@@ -18,6 +18,8 @@ Commands:
   report  a self-contained report folder (report.md, report.html, PNG figures) of a workdir.
   refit   train a chosen replica (``--workdir`` + ``--replica``) again on train + validation
           for its best epoch count, into the train workdir ``--output``.
+  convert turn torchvision ResNet-18 weights (``--input`` .pth or .safetensors) into the
+          ``.npz`` that ``--config.model.pretrained`` loads into DeepLabV3 (``--output``).
 
 Every config field can be overridden with ``--config.a.b=value``; ``--helpfull``
 lists every flag. Errors in data or config print one line and exit with status 2.
@@ -35,7 +37,7 @@ from ml_collections import config_flags
 from jaxseg import configs
 from jaxseg.errors import JaxsegError
 
-COMMANDS = ("train", "sweep", "bench", "inspect", "predict", "report", "refit")
+COMMANDS = ("train", "sweep", "bench", "inspect", "predict", "report", "refit", "convert")
 NEEDS_CONFIG = ("train", "sweep", "bench")
 
 config_flags.DEFINE_config_file(
@@ -70,13 +72,13 @@ flags.DEFINE_string("model", None, "predict: an exported model folder (instead o
                     "--replica).")
 flags.DEFINE_string("input", None, "predict: a PNG or DICOM slice, an HDF5 slice or volume, a "
                     "NIfTI volume, a folder of any of them, or a quoted glob pattern of them "
-                    "('data/patient*_frame??.h5').")
+                    "('data/patient*_frame??.h5'); convert: the torchvision weights file.")
 flags.DEFINE_string("masks", None, "predict: the true mask PNG, or a folder of masks "
                     "(<name>_mask.png or <name>.png; NIfTI: label volumes, nnU-Net's labelsTr), "
                     "for metrics.")
 flags.DEFINE_string("output", None, "predict: output folder (masks, overlays, metrics); "
                     "report: the report folder (default WORKDIR/report); refit: the new "
-                    "train workdir.")
+                    "train workdir; convert: the .npz to write.")
 flags.DEFINE_integer("panels", 4, "report: validation images shown per configuration panel.")
 flags.DEFINE_bool("distributed", False, "Multi-host: start JAX's distributed runtime "
                   "(one process per host) from --coordinator_address/--num_processes/"
@@ -210,6 +212,17 @@ def _refit(argv_rest):
           f"--workdir={flags.FLAGS.output} --replica=0)")
 
 
+def _convert(argv_rest):
+    from jaxseg.models import pretrained
+
+    if not flags.FLAGS.input or not flags.FLAGS.output:
+        raise JaxsegError("convert needs --input=resnet18.pth (or .safetensors) and "
+                          "--output=resnet18.npz")
+    n = pretrained.convert_file(flags.FLAGS.input, flags.FLAGS.output)
+    print(f"jaxseg: {n} backbone arrays written to {flags.FLAGS.output} (train with "
+          f"--config.model.name=deeplabv3 --config.model.pretrained={flags.FLAGS.output})")
+
+
 def main(argv):
     """Dispatches ``argv[1]`` to its command."""
     if len(argv) < 2 or argv[1] not in COMMANDS:
@@ -229,7 +242,8 @@ def main(argv):
         raise app.UsageError("--config is required, e.g. --config=experiments/quickstart.py")
     try:
         {"train": _train, "sweep": _sweep, "bench": _bench, "inspect": _inspect,
-         "predict": _predict, "report": _report, "refit": _refit}[argv[1]](argv[2:])
+         "predict": _predict, "report": _report, "refit": _refit,
+         "convert": _convert}[argv[1]](argv[2:])
     except JaxsegError as e:
         _fail(str(e))
     except OSError as e:  # a read-only folder, a full disk, a missing permission

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from jaxseg import drawing, metrics, model_io, outputs
+from jaxseg import drawing, metrics, model_io, models, outputs
 from jaxseg.data import classes, nifti, preprocess, readers
 from jaxseg.errors import JaxsegError
 
@@ -171,15 +171,15 @@ def _prepare(image: np.ndarray, config) -> np.ndarray:
 
 def _check_sizes(cases: list[Case], config) -> None:
     """Refuses sizes the model cannot take; says once how many inputs are fitted, and how."""
-    step = 2 ** int(config.model.depth)
+    step = models.size_multiple(config.model)
     size = int(config.data.image_size)
     other = []
     for case in cases:
         h, w = case.images.shape[1:]
         if size <= 0 and (h % step or w % step):
-            raise JaxsegError(f"image {case.name} is {w}x{h}; this model (depth "
-                              f"{config.model.depth}, data.image_size=0) needs sides divisible "
-                              f"by {step}")
+            raise JaxsegError(f"image {case.name} is {w}x{h}; this model "
+                              f"({models.describe(config.model)}, data.image_size=0) needs "
+                              f"sides divisible by {step}")
         if size > 0 and (h, w) != (size, size):
             other.append(case.name)
     if other:

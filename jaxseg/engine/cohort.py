@@ -23,7 +23,7 @@ from jaxseg import hparams, losses, metrics, optim
 from jaxseg.data import datasets
 from jaxseg.engine import devices, replicas
 from jaxseg.engine.steps import STAGES, Static, epoch_plan, eval_step, init_replica, train_step
-from jaxseg.models import create_model
+from jaxseg.models import create_model, pretrained
 
 # Random-number ops compile slowly at XLA CPU's default optimisation level; the
 # set-up functions run once, so they are compiled at level 0 (docs/benchmarks.md).
@@ -65,7 +65,8 @@ def build_static(config: ml_collections.ConfigDict, data: datasets.SegData,
         dropout=tuple(bool(np.any(table[f"model.dropout.{s}"] > 0)) for s in STAGES),
         tolerance=metrics.bf_tolerance(config.eval.bf_convention, config.eval.bf_tolerance,
                                        data.train.images.shape[1:3]),
-        num_volumes=len(data.val.volume_ids or []))
+        num_volumes=len(data.val.volume_ids or []),
+        side_weight=float(config.model.get("side_weight", 1.0)))
 
 
 class Cohort:
@@ -106,9 +107,11 @@ class Cohort:
         rep, shared = devices.REPLICA, devices.SHARED
         placed = {} if mesh is None else {
             "out_shardings": jax.sharding.NamedSharding(mesh, rep)}
-        self.init = jax.jit(jax.vmap(functools.partial(init_replica, static,
-                                                       image_shape=image_shape)),
-                            compiler_options=_FAST_COMPILE, **placed)
+        self._init = jax.jit(jax.vmap(functools.partial(init_replica, static,
+                                                        image_shape=image_shape)),
+                             compiler_options=_FAST_COMPILE, **placed)
+        self.pretrained = config.model.get("pretrained", "")
+        self._weights = pretrained.load(self.pretrained) if self.pretrained else None
         self.plan = jax.jit(jax.vmap(functools.partial(epoch_plan, batch_size=B, steps=steps),
                                      in_axes=(0, 0, None)), compiler_options=_FAST_COMPILE,
                             **placed)
@@ -186,6 +189,15 @@ class Cohort:
 
         self.keep_best = jax.jit(keep_best, donate_argnums=(0,))
         self._take_real = jax.jit(lambda t: jax.tree.map(lambda x: x[:num_replicas], t))
+
+    def init(self, hp: dict) -> dict:
+        """The stacked initial state of the replicas (``model.pretrained``'s backbone loaded)."""
+        state = self._init(hp)
+        if self._weights is None:
+            return state
+        return {**state, **pretrained.load_into(
+            {"params": state["params"], "batch_stats": state["batch_stats"]}, self._weights,
+            self.pretrained)}
 
     @staticmethod
     def weights_of(state) -> dict:

@@ -39,6 +39,7 @@ class Static:
       dropout: per stage, whether any replica uses dropout there.
       tolerance: boundary F1 tolerance (pixels).
       num_volumes: validation volumes (0 for 2-D data).
+      side_weight: the weight of each deep-supervision side output's loss (UNet 3+).
     """
 
     model: object
@@ -52,6 +53,7 @@ class Static:
     dropout: tuple
     tolerance: float
     num_volumes: int
+    side_weight: float = 1.0
 
 
 def _loss_args(static: Static, hp: dict):
@@ -144,13 +146,19 @@ def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, inde
 
     def loss_fn(params):
         variables = _variables({**state, "params": params})
-        logits, mutated = static.model.apply(variables, x, train=True, dropout_rates=rates,
-                                             rngs={"dropout": k_drop},
-                                             mutable=["batch_stats"])
+        out, mutated = static.model.apply(variables, x, train=True, dropout_rates=rates,
+                                          rngs={"dropout": k_drop}, mutable=["batch_stats"])
+        # Deep supervision (UNet 3+): the same loss on every side output, weighted against
+        # the main one and normalised so that the total keeps one output's scale.
+        logits, sides = out if isinstance(out, tuple) else (out, ())
         with jax.named_scope("loss"):
-            loss, _ = losses.total_loss(logits, y, weights, params_, head=static.head,
-                                        num_classes=static.num_classes,
-                                        class_counts=static.class_counts)
+            loss, *extra = (losses.total_loss(lg, y, weights, params_, head=static.head,
+                                              num_classes=static.num_classes,
+                                              class_counts=static.class_counts)[0]
+                            for lg in (logits, *sides))
+            if extra:
+                w = static.side_weight
+                loss = (loss + w * sum(extra)) / (1.0 + w * len(extra))
         return loss, mutated.get("batch_stats", {})
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])

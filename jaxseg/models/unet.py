@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseg.errors import JaxsegError, check_choice
+from jaxseg.errors import JaxsegError
 
 NORMS = ("batch", "instance", "none")
 ACTIVATIONS = {"relu": nn.relu, "leaky_relu": lambda x: nn.leaky_relu(x, 0.01)}
@@ -47,25 +47,50 @@ def dropout(x: jax.Array, rate: jax.Array, rng: jax.Array) -> jax.Array:
     return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
 
 
-def max_pool2(x: jax.Array) -> jax.Array:
-    """2x2 max pooling with stride 2 of ``(B, H, W, C)`` features (H, W even).
+def stage_dropout(module: nn.Module, x: jax.Array, rate, train: bool) -> jax.Array:
+    """One stage's dropout inside ``module``: none when not training or when ``rate`` is None.
+
+    None means no replica of the cohort uses dropout at this stage, so no random op is
+    compiled (random ops are costly to compile on XLA CPU).
+    """
+    if not train or rate is None:
+        return x
+    return dropout(x, rate, module.make_rng("dropout"))
+
+
+def check_divisible(x: jax.Array, depth: int) -> None:
+    """Refuses images whose sides are not divisible by ``2**depth`` (naming ``model.depth``)."""
+    if x.shape[1] % 2**depth or x.shape[2] % 2**depth:
+        raise JaxsegError(f"image size {x.shape[1]}x{x.shape[2]} is not divisible by "
+                          f"2**depth = {2**depth} (model.depth={depth})")
+
+
+def max_pool(x: jax.Array, factor: int = 2) -> jax.Array:
+    """``factor`` x ``factor`` max pooling with stride ``factor`` of ``(B, H, W, C)`` features.
 
     Written as a reshape and a max over the two window axes rather than ``nn.max_pool``:
     the gradient of ``reduce_window`` max is lowered on XLA CPU through index-tracking
     reductions over iotas; the gradient of a plain ``max`` is an elementwise mask (6x
     faster, docs/benchmarks.md). Same values; a tie inside a window
     (measure zero for real-valued activations) shares the gradient instead of picking one.
+    H and W must be divisible by ``factor``.
     """
     b, h, w, c = x.shape
     with jax.named_scope("max_pool2"):  # names its ops in profiles (benchmarks/step_profile.py)
-        return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+        return x.reshape(b, h // factor, factor, w // factor, factor, c).max(axis=(2, 4))
+
+
+def max_pool2(x: jax.Array) -> jax.Array:
+    """2x2 max pooling with stride 2 (:func:`max_pool` with ``factor=2``)."""
+    return max_pool(x, 2)
 
 
 class ConvBlock(nn.Module):
-    """Two 3x3 convolutions, each with norm and activation.
+    """``convs`` 3x3 convolutions (two in a U-Net block), each with norm and activation.
 
     Attributes:
       features: output channels.
+      convs: how many convolutions.
       norm: ``batch`` | ``instance`` | ``none``.
       norm_position: ``before`` or ``after`` the activation.
       activation: a key of ``ACTIVATIONS``.
@@ -79,6 +104,7 @@ class ConvBlock(nn.Module):
     activation: str = "relu"
     initializer: str = "he"
     dtype: jnp.dtype = jnp.float32
+    convs: int = 2
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -86,7 +112,7 @@ class ConvBlock(nn.Module):
         act = ACTIVATIONS[self.activation]
         # A bias right before a norm is cancelled by the norm's mean; skip it then.
         use_bias = self.norm == "none" or self.norm_position == "after"
-        for _ in range(2):
+        for _ in range(self.convs):
             x = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=use_bias,
                         kernel_init=INITS[self.initializer], dtype=self.dtype)(x)
             if self.norm_position == "before":
@@ -179,19 +205,13 @@ class UNet(nn.Module):
           dropout_rates: ``(encoder, bottleneck, decoder)`` rates, scalars or traced;
             ``None`` leaves that stage without dropout.
         """
-        if x.shape[1] % 2**self.depth or x.shape[2] % 2**self.depth:
-            raise JaxsegError(f"image size {x.shape[1]}x{x.shape[2]} is not divisible by "
-                              f"2**depth = {2**self.depth} (model.depth={self.depth})")
+        check_divisible(x, self.depth)
         block = dict(norm=self.norm, norm_position=self.norm_position,
                      activation=self.activation, initializer=self.initializer, dtype=self.dtype)
         enc_rate, mid_rate, dec_rate = dropout_rates
 
         def drop(y, rate):
-            # None: this stage has no dropout in any replica, so no random op is compiled
-            # (random ops are costly to compile on XLA CPU).
-            if not train or rate is None:
-                return y
-            return dropout(y, rate, self.make_rng("dropout"))
+            return stage_dropout(self, y, rate, train)
 
         x = x.astype(self.dtype)
         skips = []
@@ -208,40 +228,3 @@ class UNet(nn.Module):
         outputs = 1 if self.head == "sigmoid" else self.num_classes
         logits = nn.Conv(outputs, (1, 1), kernel_init=INITS[self.initializer], dtype=self.dtype)(x)
         return logits.astype(jnp.float32)
-
-
-def validate(cfg, num_classes: int) -> None:
-    """Checks the ``model`` config's choices and sizes (raises JaxsegError naming the field)."""
-    check_choice("model.name", cfg.name, ("unet",))
-    check_choice("model.norm", cfg.norm, NORMS)
-    check_choice("model.norm_position", cfg.norm_position, ("before", "after"))
-    check_choice("model.activation", cfg.activation, tuple(ACTIVATIONS))
-    check_choice("model.upsample", cfg.upsample, UPSAMPLES)
-    check_choice("model.head", cfg.head, HEADS)
-    check_choice("model.init", cfg.init, tuple(INITS))
-    check_choice("model.dtype", cfg.get("dtype", "float32"), tuple(DTYPES))
-    if cfg.head == "sigmoid" and num_classes != 2:
-        raise JaxsegError(f"model.head='sigmoid' is binary and needs data.num_classes=2, "
-                          f"not {num_classes}")
-    if cfg.depth < 1 or cfg.base_width < 1:
-        raise JaxsegError(f"model.depth ({cfg.depth}) and model.base_width "
-                          f"({cfg.base_width}) must be >= 1")
-
-
-def create_model(cfg, num_classes: int, dtype=None) -> UNet:
-    """Builds the model a ``model`` config describes, checking every choice.
-
-    Args:
-      cfg: the ``model`` config.
-      num_classes: classes including background.
-      dtype: computation dtype; default ``cfg.dtype`` (float32 for configs written before
-        the field existed).
-
-    Returns:
-      The Flax module.
-    """
-    validate(cfg, num_classes)
-    dtype = DTYPES[cfg.get("dtype", "float32")] if dtype is None else dtype
-    return UNet(num_classes=num_classes, depth=int(cfg.depth), base_width=int(cfg.base_width),
-                norm=cfg.norm, norm_position=cfg.norm_position, activation=cfg.activation,
-                upsample=cfg.upsample, head=cfg.head, initializer=cfg.init, dtype=dtype)

@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxseg import configs, hparams, losses, validation
+from jaxseg import configs, hparams, losses, models, validation
 from jaxseg.data import readers
 from jaxseg.engine import devices, halving, replicas
 from jaxseg.errors import JaxsegError
@@ -91,6 +91,42 @@ def estimate(config: ml_collections.ConfigDict) -> tuple[float, float, float]:
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0),
                                                jax.numpy.zeros((1, size, size, 1))))
     params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes["params"]))
+    if m.get("name", "unet") != "unet":
+        flops, act = _traced_cost(model, shapes, b, size)
+    else:
+        flops, act = _unet_cost(m, b, size)
+    # params, grads, two optimizer moments, the best copy (float32); activations in the
+    # computation dtype.
+    act_bytes = 2.0 if m.get("dtype", "float32") == "bfloat16" else 4.0
+    return 4.0 * 5 * params, act_bytes * act, 3 * flops  # backward ~ 2x forward
+
+
+def _traced_cost(model, shapes, b: int, size: int) -> tuple[float, float]:
+    """Forward FLOPs and activation elements of one batch, for any architecture.
+
+    The FLOPs are XLA's cost analysis of the lowered program (nothing is compiled); the
+    activations every convolution's output, with its norm, activation and gradient as in
+    :func:`_unet_cost`.
+    """
+    import flax.linen as nn
+
+    x = jax.ShapeDtypeStruct((b, size, size, 1), jax.numpy.float32)
+    flops = float(jax.jit(model.apply).lower(shapes, x).cost_analysis()["flops"])
+    outputs = []
+
+    def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if isinstance(context.module, (nn.Conv, nn.Dense)):
+            outputs.append(int(np.prod(out.shape)))
+        return out
+
+    with nn.intercept_methods(record):
+        jax.eval_shape(model.apply, shapes, x)
+    return flops, 4.0 * sum(outputs)
+
+
+def _unet_cost(m, b: int, size: int) -> tuple[float, float]:
+    """Forward FLOPs and activation elements of one U-Net batch, counted per convolution."""
     flops, act = 0.0, 0.0
     cin = 1
     for level in range(m.depth + 1):
@@ -103,10 +139,7 @@ def estimate(config: ml_collections.ConfigDict) -> tuple[float, float, float]:
             flops += 2 * hw * 9 * a * c * b
             act += hw * c * b * 4  # conv out, norm out, activation out, gradient
         cin = width
-    # params, grads, two optimizer moments, the best copy (float32); activations in the
-    # computation dtype.
-    act_bytes = 2.0 if m.get("dtype", "float32") == "bfloat16" else 4.0
-    return 4.0 * 5 * params, act_bytes * act, 3 * flops  # backward ~ 2x forward
+    return flops, act
 
 
 def device_memory() -> float:
@@ -343,7 +376,7 @@ def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None
         step = (f" | {timings[p.name]['step_s']:.3f} s/step timed" if timings else "")
         lines.append(
             f"  {p.name}: {len(p.runs):3d} replicas | {c.optim.name} {schedules} | "
-            f"unet d{c.model.depth} w{c.model.base_width} {c.model.upsample} | "
+            f"{models.describe(c.model)} | "
             f"loss {'+'.join(c.loss.weights)} | {c.data.name} {c.train.epochs} ep | "
             f"{replicas.resolve_strategy(c.train.strategy)} | ~{p.memory / 2**20:.0f} MiB | "
             + (f"~{seconds / 60:.1f} min" if rate else "time: unmeasured on this backend "
