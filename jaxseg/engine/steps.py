@@ -115,6 +115,34 @@ def epoch_plan(seed, member, epoch, *, batch_size: int, steps: int):
     return index, active, jax.random.split(step_key, steps)
 
 
+def output_loss(static: Static, out, labels, weights: dict, params: dict):
+    """The training loss of a model's output: logits, or ``(logits, side logits)``.
+
+    Deep supervision (UNet 3+): the same loss on every side output, weighted by
+    ``static.side_weight`` against the main one and normalised so that the total keeps one
+    output's scale: ``(L_main + w * sum(L_side)) / (1 + w * n_sides)``.
+
+    Args:
+      static: the cohort's static parts.
+      out: what the model returned in training.
+      labels: ``(B, H, W)``.
+      weights: the loss terms' weights.
+      params: the loss parameters.
+
+    Returns:
+      The scalar loss.
+    """
+    logits, sides = out if isinstance(out, tuple) else (out, ())
+    main, *extra = (losses.total_loss(lg, labels, weights, params, head=static.head,
+                                      num_classes=static.num_classes,
+                                      class_counts=static.class_counts)[0]
+                    for lg in (logits, *sides))
+    if not extra:
+        return main
+    w = static.side_weight
+    return (main + w * sum(extra)) / (1.0 + w * len(extra))
+
+
 def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, index, active,
                key, images, labels):
     """One optimisation step of one replica; frozen, inactive or non-finite steps change nothing.
@@ -148,17 +176,8 @@ def train_step(static: Static, state: dict, acc: dict, hp: dict, lr, alive, inde
         variables = _variables({**state, "params": params})
         out, mutated = static.model.apply(variables, x, train=True, dropout_rates=rates,
                                           rngs={"dropout": k_drop}, mutable=["batch_stats"])
-        # Deep supervision (UNet 3+): the same loss on every side output, weighted against
-        # the main one and normalised so that the total keeps one output's scale.
-        logits, sides = out if isinstance(out, tuple) else (out, ())
         with jax.named_scope("loss"):
-            loss, *extra = (losses.total_loss(lg, y, weights, params_, head=static.head,
-                                              num_classes=static.num_classes,
-                                              class_counts=static.class_counts)[0]
-                            for lg in (logits, *sides))
-            if extra:
-                w = static.side_weight
-                loss = (loss + w * sum(extra)) / (1.0 + w * len(extra))
+            loss = output_loss(static, out, y, weights, params_)
         return loss, mutated.get("batch_stats", {})
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])

@@ -35,6 +35,11 @@ def _defaults():
     return configs.default().model
 
 
+def _plain(value):
+    """A value as compared with the default (a config read back from JSON has lists)."""
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
 def validate(cfg, num_classes: int, dropout: dict | None = None) -> None:
     """Checks the ``model`` config's choices and sizes (raises JaxsegError naming the field).
 
@@ -53,7 +58,7 @@ def validate(cfg, num_classes: int, dropout: dict | None = None) -> None:
                           f"not {num_classes}")
     defaults, own = _defaults(), FIELDS[cfg.name]
     for field in sorted(set().union(*FIELDS.values()) - set(own)):
-        if field in cfg and cfg[field] != defaults[field]:
+        if field in cfg and _plain(cfg[field]) != _plain(defaults[field]):
             owners = [a for a in ARCHITECTURES if field in FIELDS[a]]
             raise JaxsegError(f"model.{field}={cfg[field]!r} does not apply to "
                               f"model.name={cfg.name!r} (it is a field of {' and '.join(owners)}); "
@@ -76,9 +81,6 @@ def validate(cfg, num_classes: int, dropout: dict | None = None) -> None:
             raise JaxsegError(f"model.cat_width ({cfg.cat_width}) must be >= 1 and "
                               f"model.side_weight ({cfg.side_weight}) >= 0")
     else:
-        if cfg.norm != "batch":
-            raise JaxsegError(f"model.norm={cfg.norm!r}: DeepLabV3's ResNet-18 is defined with "
-                              "batch norm (its pretrained weights carry its statistics)")
         check_choice("model.output_stride", cfg.output_stride, (8, 16))
         rates = tuple(cfg.aspp_rates)
         if rates and (len(rates) != 3 or min(rates) < 1):

@@ -82,8 +82,11 @@ def convert_file(source: str, output: str) -> int:
     if not os.path.isfile(source):
         raise JaxsegError(f"convert --input={source}: no such file")
     if source.endswith(".safetensors"):
-        from safetensors.numpy import load_file
-
+        try:
+            from safetensors.numpy import load_file
+        except ImportError as e:
+            raise JaxsegError(f"reading {source} needs safetensors (pip install "
+                              "'jaxseg[convert]')") from e
         state = load_file(source)
     else:
         try:
