@@ -29,34 +29,24 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg.models.resnet import ResNet18, batch_norm, conv
-from jaxseg.models.unet import ACTIVATIONS, INITS, stage_dropout
+from jaxseg.models.unet import ACTIVATIONS, INITS, SegmentationNet, stage_dropout
 
 PAPER_RATES = {16: (6, 12, 18), 8: (12, 24, 36)}
 
 
-class DeepLabV3(nn.Module):
+class DeepLabV3(SegmentationNet):
     """DeepLabV3: dilated ResNet-18, ASPP, bilinear up-sampling of the logits.
 
-    Attributes:
-      num_classes: classes including background; the sigmoid head needs 2.
+    Attributes (besides :class:`~jaxseg.models.unet.SegmentationNet`'s):
       output_stride: 16 or 8 (the backbone's last one or two stages dilated).
       aspp_rates: the three atrous rates; empty for the paper's (6, 12, 18) at output
         stride 16 and (12, 24, 36) at 8.
       aspp_width: channels of every ASPP branch and of the projection (the paper's 256).
-      activation: ``relu`` | ``leaky_relu``.
-      head: ``softmax`` (``num_classes`` logits) | ``sigmoid`` (one logit).
-      initializer: ``he`` | ``xavier``.
-      dtype: computation dtype; params and logits stay float32.
     """
 
-    num_classes: int = 4
     output_stride: int = 16
     aspp_rates: Sequence[int] = ()
     aspp_width: int = 256
-    activation: str = "relu"
-    head: str = "softmax"
-    initializer: str = "he"
-    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False, dropout_rates: Sequence = (None, None, None)):
@@ -85,7 +75,7 @@ class DeepLabV3(nn.Module):
         parts.append(jnp.broadcast_to(pooled, (*f.shape[:3], self.aspp_width)))
         y = branch(jnp.concatenate(parts, -1), 1, 1, "aspp_project")
         y = stage_dropout(self, y, dropout_rates[2], train)
-        outputs = 1 if self.head == "sigmoid" else self.num_classes
+        outputs = self.num_outputs
         logits = nn.Conv(outputs, (1, 1), kernel_init=INITS[self.initializer], dtype=self.dtype,
                          name="classifier")(y)
         logits = jax.image.resize(logits, (b, h, w, outputs), "bilinear")

@@ -168,32 +168,45 @@ class Upsample(nn.Module):
         return y + bias.astype(y.dtype)
 
 
-class UNet(nn.Module):
-    """U-Net with ``depth`` down-samplings and ``base_width * 2**level`` channels.
+class SegmentationNet(nn.Module):
+    """The attributes every network shares (``model.activation``, ``head``, ``init``, ``dtype``).
 
     Attributes:
       num_classes: classes including background; the sigmoid head needs 2.
-      depth: number of 2x max-pool down-samplings (3 and 4 in the studies).
-      base_width: channels of the first level (16...64 in the studies).
-      norm: ``batch`` | ``instance`` | ``none``.
-      norm_position: ``before`` | ``after`` the activation.
       activation: ``relu`` | ``leaky_relu``.
-      upsample: ``transpose`` | ``bilinear``.
       head: ``softmax`` (``num_classes`` logits) | ``sigmoid`` (one logit).
       initializer: ``he`` | ``xavier``.
       dtype: computation dtype (e.g. bfloat16); params and logits stay float32.
     """
 
     num_classes: int = 4
+    activation: str = "relu"
+    head: str = "softmax"
+    initializer: str = "he"
+    dtype: jnp.dtype = jnp.float32
+
+    @property
+    def num_outputs(self) -> int:
+        """Logits per pixel: one for the sigmoid head, ``num_classes`` for softmax."""
+        return 1 if self.head == "sigmoid" else self.num_classes
+
+
+class UNet(SegmentationNet):
+    """U-Net with ``depth`` down-samplings and ``base_width * 2**level`` channels.
+
+    Attributes (besides :class:`SegmentationNet`'s):
+      depth: number of 2x max-pool down-samplings (3 and 4 in the studies).
+      base_width: channels of the first level (16...64 in the studies).
+      norm: ``batch`` | ``instance`` | ``none``.
+      norm_position: ``before`` | ``after`` the activation.
+      upsample: ``transpose`` | ``bilinear``.
+    """
+
     depth: int = 3
     base_width: int = 16
     norm: str = "batch"
     norm_position: str = "after"
-    activation: str = "relu"
     upsample: str = "transpose"
-    head: str = "softmax"
-    initializer: str = "he"
-    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False, dropout_rates: Sequence = (None, None, None)):
@@ -225,6 +238,6 @@ class UNet(nn.Module):
             x = Upsample(width, self.upsample, self.initializer, self.dtype)(x)
             x = ConvBlock(width, **block)(jnp.concatenate([x, skips[level]], -1), train)
             x = drop(x, dec_rate)
-        outputs = 1 if self.head == "sigmoid" else self.num_classes
-        logits = nn.Conv(outputs, (1, 1), kernel_init=INITS[self.initializer], dtype=self.dtype)(x)
+        logits = nn.Conv(self.num_outputs, (1, 1), kernel_init=INITS[self.initializer],
+                         dtype=self.dtype)(x)
         return logits.astype(jnp.float32)

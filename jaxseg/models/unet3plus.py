@@ -32,7 +32,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxseg.models.unet import INITS, ConvBlock, check_divisible, max_pool, stage_dropout
+from jaxseg.models.unet import (
+    INITS,
+    ConvBlock,
+    SegmentationNet,
+    check_divisible,
+    max_pool,
+    stage_dropout,
+)
 
 
 def upsample_bilinear(x: jax.Array, factor: int) -> jax.Array:
@@ -43,11 +50,10 @@ def upsample_bilinear(x: jax.Array, factor: int) -> jax.Array:
     return jax.image.resize(x, (b, h * factor, w * factor, c), "bilinear")
 
 
-class UNet3Plus(nn.Module):
+class UNet3Plus(SegmentationNet):
     """UNet 3+ with ``depth`` down-samplings.
 
-    Attributes:
-      num_classes: classes including background; the sigmoid head needs 2.
+    Attributes (besides :class:`~jaxseg.models.unet.SegmentationNet`'s):
       depth: number of 2x down-samplings (the paper's 4: five scales).
       base_width: channels of the first encoder level (``base_width * 2**level`` below;
         the paper's 64).
@@ -55,23 +61,14 @@ class UNet3Plus(nn.Module):
       deep_supervision: side outputs from every deeper decoder stage and the bottleneck.
       norm: ``batch`` | ``instance`` | ``none``.
       norm_position: ``before`` | ``after`` the activation.
-      activation: ``relu`` | ``leaky_relu``.
-      head: ``softmax`` (``num_classes`` logits) | ``sigmoid`` (one logit).
-      initializer: ``he`` | ``xavier``.
-      dtype: computation dtype; params and logits stay float32.
     """
 
-    num_classes: int = 4
     depth: int = 4
     base_width: int = 64
     cat_width: int = 64
     deep_supervision: bool = True
     norm: str = "batch"
     norm_position: str = "after"
-    activation: str = "relu"
-    head: str = "softmax"
-    initializer: str = "he"
-    dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, x, train: bool = False, dropout_rates: Sequence = (None, None, None)):
@@ -113,11 +110,10 @@ class UNet3Plus(nn.Module):
             y = ConvBlock((self.depth + 1) * self.cat_width, convs=1, name=f"dec{i}_fuse",
                           **block)(jnp.concatenate(parts, -1), train)
             decoder[i] = stage_dropout(self, y, dec_rate, train)
-        outputs = 1 if self.head == "sigmoid" else self.num_classes
 
         def head(y, name):
-            return nn.Conv(outputs, (3, 3), padding="SAME", kernel_init=INITS[self.initializer],
-                           dtype=self.dtype, name=name)(y)
+            return nn.Conv(self.num_outputs, (3, 3), padding="SAME",
+                           kernel_init=INITS[self.initializer], dtype=self.dtype, name=name)(y)
 
         logits = head(decoder[0], "head").astype(jnp.float32)
         # The side heads exist in the parameters whenever deep supervision is on (init runs
