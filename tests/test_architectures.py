@@ -60,8 +60,13 @@ def test_outputs_in_training_and_evaluation():
     assert logits.shape == (2, 32, 32, 4) and [s.shape for s in sides] == [(2, 32, 32, 4)] * 2
     assert model.apply(v, x).shape == (2, 32, 32, 4)  # evaluation: the main output only
     lab = DeepLabV3(num_classes=2, head="sigmoid", aspp_rates=(1, 2, 3), aspp_width=8)
-    out, _ = lab.init_with_output(jax.random.key(0), jnp.zeros((1, 40, 24, 1)))
+    out, v = lab.init_with_output(jax.random.key(0), jnp.zeros((1, 40, 24, 1)))
     assert out.shape == (1, 40, 24, 1)  # up-sampled to the input, any size
+    # bfloat16 computation (model.dtype) on the same float32 weights: float32 logits, close.
+    x = jax.random.uniform(jax.random.key(1), (1, 40, 24, 1))
+    ref, low = lab.apply(v, x), lab.clone(dtype=jnp.bfloat16).apply(v, x)
+    assert low.dtype == jnp.float32
+    assert float(jnp.abs(low - ref).max()) < 0.05 * float(jnp.abs(ref).max())
 
 
 def test_fields_that_do_not_apply_are_refused():
