@@ -100,7 +100,15 @@ def test_fields_that_do_not_apply_are_refused():
         c.model[field] = value
         with pytest.raises(JaxsegError, match=message):
             create_model(c.model, 4)
+    # Result tables show "-" where a run's network does not read a swept field.
+    from jaxseg.models import reads
+
     c = configs.default()
+    c.model.name = "deeplabv3"
+    assert not reads(c.model, "model.depth") and reads(c.model, "model.aspp_rates")
+    assert reads(c.model, "model.dropout.decoder") and reads(c.model, "optim.learning_rate")
+    c.model.name = "unet3plus"
+    assert reads(c.model, "model.depth") and not reads(c.model, "model.upsample")
     c.model.name = "segformer"
     with pytest.raises(JaxsegError, match="unknown model.name 'segformer'"):
         validation.validate(c)

@@ -93,6 +93,17 @@ def validate(cfg, num_classes: int, dropout: dict | None = None) -> None:
                               "writes one from torchvision's ResNet-18 weights)")
 
 
+def reads(cfg, key: str) -> bool:
+    """Whether the network of the ``model`` config ``cfg`` reads the dotted config ``key``.
+
+    False for a ``model.`` field of another architecture (e.g. ``model.depth`` for
+    DeepLabV3): result tables show "-" there rather than a value that had no effect.
+    """
+    field = key[len("model."):] if key.startswith("model.") else None
+    own = FIELDS[cfg.get("name", "unet")]
+    return field is None or field not in set().union(*FIELDS.values()) or field in own
+
+
 def describe(cfg) -> str:
     """A short name of the architecture for plans and logs, e.g. ``unet d3 w16 transpose``."""
     name = cfg.get("name", "unet")

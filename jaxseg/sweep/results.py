@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from jaxseg import hparams
+from jaxseg import hparams, models
 from jaxseg import workdir as workdir_lib
 from jaxseg.engine.evaluate import CASE_DICE
 from jaxseg.outputs import is_writer, jsonable, write_json
@@ -77,11 +77,14 @@ def swept_values(overrides: dict, swept: list[str], resolved) -> dict:
 
     Returns:
       ``{field: value}`` over ``swept``; None where the config has no such field ("label",
-      or the weight of a loss term the run does not use).
+      or the weight of a loss term the run does not use) or the run's network does not read
+      it (``model.depth`` of a DeepLabV3 run).
     """
     out = {}
     for key in swept:
-        if key in overrides:
+        if not models.reads(resolved.model, key):
+            out[key] = None
+        elif key in overrides:
             out[key] = overrides[key]
         else:
             try:
