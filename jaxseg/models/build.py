@@ -10,14 +10,15 @@ import os
 
 import numpy as np
 
+from jaxseg import configs
 from jaxseg.errors import JaxsegError, check_choice
 from jaxseg.models.deeplabv3 import DeepLabV3
 from jaxseg.models.unet import ACTIVATIONS, DTYPES, HEADS, INITS, NORMS, UPSAMPLES, UNet
 from jaxseg.models.unet3plus import UNet3Plus
 
 ARCHITECTURES = ("unet", "unet3plus", "deeplabv3")
-COMMON = ("name", "activation", "head", "init", "dtype", "dropout")
-# The fields each architecture reads besides COMMON; the dropout stages it has.
+# The fields each architecture reads besides the shared ones (name, activation, head, init,
+# dtype, dropout); the dropout stages it has.
 FIELDS = {
     "unet": ("depth", "base_width", "norm", "norm_position", "upsample"),
     "unet3plus": ("depth", "base_width", "cat_width", "deep_supervision", "side_weight",
@@ -27,12 +28,6 @@ FIELDS = {
 DROPOUT_STAGES = {"unet": ("encoder", "bottleneck", "decoder"),
                   "unet3plus": ("encoder", "bottleneck", "decoder"),
                   "deeplabv3": ("decoder",)}
-
-
-def _defaults():
-    from jaxseg import configs  # configs imports nothing of the models; imported late anyway
-
-    return configs.default().model
 
 
 def _plain(value):
@@ -56,7 +51,7 @@ def validate(cfg, num_classes: int, dropout: dict | None = None) -> None:
     if cfg.head == "sigmoid" and num_classes != 2:
         raise JaxsegError(f"model.head='sigmoid' is binary and needs data.num_classes=2, "
                           f"not {num_classes}")
-    defaults, own = _defaults(), FIELDS[cfg.name]
+    defaults, own = configs.default().model, FIELDS[cfg.name]
     for field in sorted(set().union(*FIELDS.values()) - set(own)):
         if field in cfg and _plain(cfg[field]) != _plain(defaults[field]):
             owners = [a for a in ARCHITECTURES if field in FIELDS[a]]
