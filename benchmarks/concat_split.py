@@ -13,6 +13,7 @@ Command (from the repository root):
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -97,8 +98,9 @@ def main():
             times[split].append(time.perf_counter() - t)
     res = {"concat_s": float(np.median(times[False])), "split_s": float(np.median(times[True])),
            "loss_concat": float(la), "loss_split": float(lb), "grad_max_abs_diff": grad_diff,
-           "repeats": args.repeats, "jax": jax.__version__, "machine": platform.processor(),
-           "cpus": jax.local_devices()[0].device_kind, "date": time.strftime("%Y-%m-%d")}
+           "repeats": args.repeats, "jax": jax.__version__, "backend": jax.default_backend(),
+           "machine": platform.machine(), "cpu_cores": os.cpu_count(),
+           "date": time.strftime("%Y-%m-%d")}
     res["ratio_split_to_concat"] = res["split_s"] / res["concat_s"]
     print(json.dumps(res, indent=1))
     if args.out:

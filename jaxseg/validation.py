@@ -90,8 +90,7 @@ def validate(config: ml_collections.ConfigDict, overrides: list[dict] | None = N
         v = table[f"model.dropout.{stage}"]
         if np.any((v < 0) | (v >= 1)):
             raise JaxsegError(f"model.dropout.{stage}={v.tolist()} must be in [0, 1)")
-    models.validate(config.model, int(config.data.num_classes),
-                    {s: table[f"model.dropout.{s}"] for s in steps.STAGES})
+    models.check_dropout(config.model, {s: table[f"model.dropout.{s}"] for s in steps.STAGES})
     f = table["data.fraction"]
     if np.any((f <= 0) | (f > 1)):
         raise JaxsegError(f"data.fraction={f.tolist()} must be in (0, 1]")

@@ -51,6 +51,27 @@ def test_parameter_counts():
     assert count(shapes(plain, 32)["params"]) == 516532
 
 
+def test_planner_flops_of_the_study_networks():
+    # The training FLOPs the planner counts for experiments/architectures.py's networks,
+    # relative to its U-Net (docs/design.md §9 quotes them): the U-Net's are counted per
+    # convolution by hand, the others' from XLA's cost analysis of the lowered forward pass.
+    from experiments import architectures
+    from jaxseg import hparams
+    from jaxseg.sweep import plan
+
+    base = architectures.get_config(None)
+    flops = {name: plan.estimate(hparams.apply_overrides(base, fields))[2]
+             for name, fields in architectures.ARCHITECTURES.items()}
+    assert flops["unet"] == pytest.approx(29.68e9, rel=1e-3)  # batch 16, 96x96, base 16
+    assert flops["unet3plus"] / flops["unet"] == pytest.approx(3.61, abs=0.01)
+    assert flops["deeplabv3"] / flops["unet"] == pytest.approx(1.61, abs=0.01)
+    # Output stride 8 with the study's rates doubled, as the paper doubles them.
+    stride8 = hparams.apply_overrides(base, {**architectures.ARCHITECTURES["deeplabv3"],
+                                             "model.output_stride": 8,
+                                             "model.aspp_rates": (2, 4, 6)})
+    assert plan.estimate(stride8)[2] / flops["unet"] == pytest.approx(4.90, abs=0.01)
+
+
 def test_outputs_in_training_and_evaluation():
     model = UNet3Plus(depth=2, base_width=4, cat_width=4)
     x = jnp.zeros((2, 32, 32, 1))

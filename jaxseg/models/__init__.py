@@ -2,6 +2,7 @@
 
 from jaxseg.models.build import (
     ARCHITECTURES,
+    check_dropout,
     create_model,
     describe,
     reads,
@@ -12,5 +13,5 @@ from jaxseg.models.deeplabv3 import DeepLabV3
 from jaxseg.models.unet import UNet
 from jaxseg.models.unet3plus import UNet3Plus
 
-__all__ = ["ARCHITECTURES", "DeepLabV3", "UNet", "UNet3Plus", "create_model", "describe",
-           "reads", "size_multiple", "validate"]
+__all__ = ["ARCHITECTURES", "DeepLabV3", "UNet", "UNet3Plus", "check_dropout", "create_model",
+           "describe", "reads", "size_multiple", "validate"]

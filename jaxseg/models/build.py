@@ -35,13 +35,25 @@ def _plain(value):
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
-def validate(cfg, num_classes: int, dropout: dict | None = None) -> None:
+def check_dropout(cfg, rates: dict) -> None:
+    """Refuses dropout at a stage the network has no place for.
+
+    Args:
+      cfg: the ``model`` config.
+      rates: ``{stage: rates}`` (one per replica, or the config's own).
+    """
+    for stage, values in rates.items():
+        if stage not in DROPOUT_STAGES[cfg.name] and np.any(np.asarray(values) > 0):
+            raise JaxsegError(f"model.dropout.{stage} does not apply to model.name={cfg.name!r}:"
+                              f" it has dropout only at {list(DROPOUT_STAGES[cfg.name])}")
+
+
+def validate(cfg, num_classes: int) -> None:
     """Checks the ``model`` config's choices and sizes (raises JaxsegError naming the field).
 
     Args:
       cfg: the ``model`` config.
       num_classes: classes including background.
-      dropout: ``{stage: rates of every replica}`` (default: the config's own rates).
     """
     check_choice("model.name", cfg.name, ARCHITECTURES)
     check_choice("model.activation", cfg.activation, tuple(ACTIVATIONS))
@@ -58,11 +70,8 @@ def validate(cfg, num_classes: int, dropout: dict | None = None) -> None:
             raise JaxsegError(f"model.{field}={cfg[field]!r} does not apply to "
                               f"model.name={cfg.name!r} (it is a field of {' and '.join(owners)}); "
                               f"leave it at its default {defaults[field]!r}")
-    rates = dropout or {s: np.asarray([cfg.dropout[s]]) for s in DROPOUT_STAGES["unet"]}
-    for stage, values in rates.items():
-        if stage not in DROPOUT_STAGES[cfg.name] and np.any(np.asarray(values) > 0):
-            raise JaxsegError(f"model.dropout.{stage} does not apply to model.name={cfg.name!r}:"
-                              f" it has dropout only at {list(DROPOUT_STAGES[cfg.name])}")
+    # The config's own rates; a cohort's per-replica ones: validation.validate.
+    check_dropout(cfg, {s: cfg.dropout[s] for s in DROPOUT_STAGES["unet"]})
     if cfg.name in ("unet", "unet3plus"):
         check_choice("model.norm", cfg.norm, NORMS)
         check_choice("model.norm_position", cfg.norm_position, ("before", "after"))
