@@ -11,7 +11,10 @@ the results tables (``jaxseg.sweep.compare``; with one seed the seed test has no
 Command (the measurements in docs/studies/<study>/halving.md):
   python benchmarks/halving_compare.py --experiment=experiments/optimizer_lr.py \\
       --workdir=runs/halving_optimizer_lr --min_epochs=2 --eta=3
-``--compare_only`` re-reads two finished workdirs without training. A grid that is a subset
+``--group=grid`` ranks the whole grid at each rung (``train.halving.group``).
+``--sweeps=halving`` runs only the halving sweep, against a full one already in
+``--workdir`` (its wall time read from ``full.wall_s``, which this script writes for each
+sweep it runs). ``--compare_only`` re-reads two finished workdirs without training. A grid that is a subset
 of another's (``experiments/lr_search.py`` stage 1 is ``optimizer_lr``'s Adam, SGD, RMSProp
 and Adagrad cohorts, the same computations) can be compared with the larger grid's full run
 restricted to those cohorts, on both sides:
@@ -37,6 +40,9 @@ flags.DEFINE_string("experiment", "experiments/optimizer_lr.py", "The experiment
 flags.DEFINE_string("workdir", "runs/halving", "Holds full/ and halving/ (and their caches).")
 flags.DEFINE_integer("min_epochs", 2, "train.halving.min_epochs of the halving run.")
 flags.DEFINE_integer("eta", 3, "train.halving.eta of the halving run.")
+flags.DEFINE_enum("group", "cohort", ["cohort", "grid"], "train.halving.group of the halving run.")
+flags.DEFINE_list("sweeps", ["full", "halving"], "Which of the two sweeps to run, in order "
+                  "(the others must be in --workdir already).")
 flags.DEFINE_bool("compare_only", False, "Only compare the two workdirs already there.")
 flags.DEFINE_multi_string("extra", [], "More flags for both sweeps.")
 flags.DEFINE_list("cohorts", [], "--compare_only: only these cohorts of both runs.")
@@ -78,11 +84,20 @@ def _name(cfg: dict) -> str:
 def main(argv):
     del argv
     times = {}
-    if not FLAGS.compare_only:
-        times["full"] = _sweep("full", [])
-        times["halving"] = _sweep("halving", [
-            f"--config.train.halving.min_epochs={FLAGS.min_epochs}",
-            f"--config.train.halving.eta={FLAGS.eta}"])
+    args = {"full": [], "halving": [f"--config.train.halving.min_epochs={FLAGS.min_epochs}",
+                                    f"--config.train.halving.eta={FLAGS.eta}",
+                                    f"--config.train.halving.group={FLAGS.group}"]}
+    for name in [] if FLAGS.compare_only else FLAGS.sweeps:
+        times[name] = _sweep(name, args[name])
+    # A sweep not run by this launch: its wall time from its own file, if it left one.
+    for name in args:
+        path = os.path.join(FLAGS.workdir, f"{name}.wall_s")
+        if name in times:
+            with open(path, "w") as f:
+                f.write(f"{times[name]:.1f}\n")
+        elif os.path.exists(path):
+            with open(path) as f:
+                times[name] = float(f.read())
     full = _read(os.path.join(FLAGS.workdir, "full"), FLAGS.cohorts)
     halved = _read(os.path.join(FLAGS.workdir, "halving"), FLAGS.cohorts)
     best_full = full["results"]["configurations"][0]
@@ -98,12 +113,13 @@ def main(argv):
                                for r in members(halved["results"], best_halved)]))
     out = {
         "experiment": FLAGS.experiment, "min_epochs": FLAGS.min_epochs, "eta": FLAGS.eta,
+        "group": FLAGS.group, "sweeps_this_launch": [] if FLAGS.compare_only else FLAGS.sweeps,
         "date": time.strftime("%Y-%m-%d"), "device": f"{os.cpu_count()} CPU cores "
         f"({platform.processor() or platform.machine()})", "jax": jax.__version__,
         "wall_s": times or None,
         "replica_steps": {"full": full["replica_steps"], "halving": halved["replica_steps"]},
         "steps_share": halved["replica_steps"] / full["replica_steps"],
-        "wall_share": times["halving"] / times["full"] if times else None,
+        "wall_share": times["halving"] / times["full"] if len(times) == 2 else None,
         "cohort_seconds": {"full": full["cohort_seconds"], "halving": halved["cohort_seconds"]},
         "cohort_seconds_share": halved["cohort_seconds"] / full["cohort_seconds"],
         "cohorts": FLAGS.cohorts or "all",

@@ -248,13 +248,16 @@ def default() -> ml_collections.ConfigDict:
     # weights is diverged (frozen), as a non-finite one is (0: only non-finite losses).
     t.divergence_loss = 100.0
     # Successive halving (jaxseg/engine/halving.py): rungs at min_epochs * eta^k; at each
-    # the cohort's configurations (seeds and folds together) outside the top 1/eta stop.
+    # the configurations (seeds and folds together) outside the top 1/eta stop.
     t.halving = h = ml_collections.ConfigDict()
     h.min_epochs = 0  # > 0: the first rung's epoch (0: no halving)
     h.eta = 3  # reduction factor: max(1, n // eta) of n configurations go on at a rung
     # Rank by each replica's best so far: "" (eval.select) | dice | dice_image | volume_dice
     # | loss.
     h.metric = ""
+    # Who competes at a rung: cohort (each cohort's configurations) | grid (every
+    # configuration of a `jaxseg sweep`, its cohorts paused at each rung).
+    h.group = "cohort"
     t.checkpoint_every = 1  # epochs between checkpoints
     t.devices = 0  # devices the replicas are sharded over (0: all; 1: the first only)
     t.xla_options = "tuned"  # tuned (XLA options measured fastest per backend) | default (XLA's)

@@ -14,11 +14,17 @@ case's Dice, and the best weights are evaluated with them once training ends.
 
 The summary's ``time_s`` splits this launch's wall time into the steps, the evaluations,
 the checkpoints and the rest (history, TensorBoard, progress, host bookkeeping).
+
+:func:`cohort_training` is the same training as a generator that pauses at each rung of a
+grid-wide successive halving (``train.halving.group=grid``): it yields a :class:`Rung`
+(the replicas' scores) and goes on with the replicas the sweep sends back pruned.
 """
 
+import dataclasses
 import json
 import os
 import time
+from collections.abc import Generator
 
 import ml_collections
 import numpy as np
@@ -27,10 +33,25 @@ from absl import logging
 from jaxseg import checkpoint, configs, hparams, optim, outputs, validation
 from jaxseg import workdir as workdir_lib
 from jaxseg.data import datasets
-from jaxseg.engine import autotune, devices
+from jaxseg.engine import autotune, devices, halving
 from jaxseg.engine.cohort import build_cohort
 from jaxseg.engine.evaluate import CASE_DICE, evaluate
 from jaxseg.engine.tracker import Policy, Tracker
+
+
+@dataclasses.dataclass
+class Rung:
+    """A cohort paused at a rung of a grid-wide successive halving.
+
+    Attributes:
+      epoch: the rung's epoch (evaluated; best weights and plateau not yet updated).
+      rank_best: each replica's best value so far of the halving metric.
+      running: each replica's ``running`` flag (those that compete).
+    """
+
+    epoch: int
+    rank_best: list
+    running: list
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -38,7 +59,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     """Trains a cohort of replicas and evaluates it every ``eval.every`` epochs.
 
     While it trains, ``workdir/lock.json`` names this process, so ``jaxseg inspect`` can
-    tell a running cohort from an interrupted one.
+    tell a running cohort from an interrupted one. A cohort trained alone is its own grid:
+    under ``train.halving.group=grid`` its rungs rank its own configurations.
 
     Args:
       config: the cohort's (static) config.
@@ -50,8 +72,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     Returns:
       The summary (also written to ``workdir/summary.json``).
     """
+    overrides = overrides or [{}]
+    groups = halving.configuration_groups(overrides)
+    training = cohort_training(config, workdir, overrides, label)
     try:
-        return _train_and_evaluate(config, workdir, overrides or [{}], label)
+        rung = next(training)
+        while True:
+            pruned, _, _ = halving.rung_decision(groups, rung.rank_best, rung.running,
+                                                 int(config.train.halving.eta))
+            rung = training.send(pruned)
+    except StopIteration as done:
+        return done.value
+
+
+def cohort_training(config: ml_collections.ConfigDict, workdir: str,
+                    overrides: list[dict] | None = None,
+                    label: str = "") -> Generator[Rung, list, dict]:
+    """:func:`train_and_evaluate` as a generator that pauses at grid-wide halving rungs.
+
+    Under ``train.halving.group=grid`` it yields a :class:`Rung` after each rung's
+    evaluation and expects the replicas to prune (indices) sent back; otherwise it never
+    yields. The time it waits paused is not counted as this cohort's.
+
+    Returns:
+      The summary, as the generator's return value.
+    """
+    try:
+        return (yield from _train_and_evaluate(config, workdir, overrides or [{}], label))
     finally:
         workdir_lib.remove_lock(workdir)
 
@@ -152,6 +199,12 @@ def _train_and_evaluate(config, workdir, overrides, label):
                             built.val_index, alive, full=full_every)
             phases["evaluate"] += time.perf_counter() - te
             improved = track.evaluated(rows, epoch)
+            if epoch in policy.rungs and policy.group == "grid":
+                paused = time.perf_counter()
+                track.prune((yield Rung(epoch, [rec.rank_best for rec in track.replicas],
+                                        list(track.alive))), epoch)
+                paused = time.perf_counter() - paused  # other cohorts' training, not this one's
+                t0, t_start, tp = t0 + paused, t_start + paused, tp + paused
             for r, row in enumerate(rows):
                 if row is None:
                     continue  # frozen before this epoch: its metrics no longer change
@@ -206,7 +259,8 @@ def _train_and_evaluate(config, workdir, overrides, label):
                           - in_loop["evaluate"] - in_loop["checkpoint"],
                           "final": time.perf_counter() - tf},
                "halving": {"rungs": list(policy.rungs), "eta": policy.eta,
-                           "metric": policy.rank} if policy.rungs else None,
+                           "metric": policy.rank, "group": policy.group}
+               if policy.rungs else None,
                # Each replica's own training, summed over launches: its epochs trained
                # times its steps per epoch (under vmap/unroll the device also steps frozen
                # and short replicas, masked; under sequential it skips them).

@@ -16,6 +16,7 @@ A sweep folder::
 
   sweep.json      the sweep's identity (config and runs); the guard
   plan.json       which runs each cohort trains
+  halving.json    the rung decisions of a grid-wide successive halving (``group=grid``)
   cohorts/<name>/ one cohort folder per cohort
   results.csv|json|md   the tables, once every cohort is complete
   report/         ``jaxseg report``'s default output
@@ -52,6 +53,7 @@ SUMMARY = "summary.json"
 LOCK = "lock.json"
 SWEEP = "sweep.json"
 PLAN = "plan.json"
+HALVING = "halving.json"
 COHORTS = "cohorts"
 RESULTS = "results"  # results.csv, results.json, results.md
 REPORT = "report"
@@ -204,6 +206,11 @@ def _read_json(path: str):
     except (ValueError, UnicodeDecodeError) as e:
         raise JaxsegError(f"{path} is damaged ({e}); restore it from a copy, or delete the "
                           "folder holding it to start that part over") from None
+
+
+def read_halving(sweep_dir: str) -> dict:
+    """The grid-wide halving's recorded rung decisions (``{}``: none yet)."""
+    return _read_json(os.path.join(sweep_dir, HALVING)) or {}
 
 
 @dataclasses.dataclass

@@ -381,3 +381,103 @@ def test_dry_run_prints_plan(jaxseg):
     out = jaxseg(["sweep", f"--config={ROOT}/experiments/optimizer_lr.py", "--dry_run"])
     assert out.returncode == 0
     assert "35 runs in 7 cohort(s)" in out.stdout and "MiB" in out.stdout
+
+
+def test_grid_halving_estimate_and_common_rungs_by_hand():
+    from jaxseg.errors import JaxsegError
+    from jaxseg.sweep import grid_halving
+
+    config = configs.study("smoke")
+    config.train.epochs, config.train.strategy = 8, "sequential"
+    config.train.halving.min_epochs, config.train.halving.eta = 2, 2
+    runs = [{"optim.name": o, "optim.learning_rate": lr}
+            for o in ("adam", "sgd") for lr in (1e-3, 1e-2, 1e-1)]
+    plans = plan.plan(config, runs)
+    assert [len(p.runs) for p in plans] == [3, 3]
+    # Rungs 2 and 4. Per cohort: 3 x 2 epochs, 1 x 2 (to 4), 1 x 4 (to 8) = 12 of 3 x 8.
+    assert plan.halving_share(plans[0], plans) == pytest.approx(12 / 24)
+    # The grid's 6 ranked together: 6 x 2, 3 x 2, then 1 x 4 = 22 of 6 x 8.
+    config.train.halving.group = "grid"
+    plans = plan.plan(config, runs)
+    assert plan.halving_share(plans[1], plans) == pytest.approx(22 / 48)
+    assert "(of the grid's: ranked together)" in plan.describe(plans, len(runs))
+    grid_halving.check_plans(plans)
+    # Rungs differ when the epochs do: refused, naming the field and two cohorts.
+    mixed = plan.plan(config, [{"train.epochs": 8}, {"train.epochs": 12}])
+    with pytest.raises(JaxsegError, match=r"train.epochs differs between cohorts "
+                                          r"\(c000: 8, c001: 12\)"):
+        grid_halving.check_plans(mixed)
+
+
+def history_dice(cohort_dir):
+    """{(replica, epoch): dice} of a cohort's history."""
+    out = {}
+    with open(os.path.join(cohort_dir, "history.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            out[(r["replica"], r["epoch"])] = r["dice"]
+    return out
+
+
+def test_grid_halving_ranks_every_cohort_together_and_resumes(jaxseg, tfds_dir, xla_cache,
+                                                              tmp_path):
+    # optimizer_lr's smoke grid: Adam and AdamW (two cohorts) x two rates, 5 epochs, rungs
+    # at 2 and 4 (eta 2). Ranked as one grid: 4 compete at epoch 2 and 2 go on, then 1.
+    # (Ranked per cohort, each cohort would keep one run to the end: two would finish.)
+    args = ["sweep", f"--config={ROOT}/experiments/optimizer_lr.py:smoke",
+            "--config.train.epochs=5", "--config.train.halving.min_epochs=2",
+            "--config.train.halving.eta=2", "--config.train.halving.group=grid"]
+    full, killed = str(tmp_path / "full"), str(tmp_path / "killed")
+    out = jaxseg(args + [f"--workdir={full}"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    with open(os.path.join(full, "results.json")) as f:
+        runs = sorted(json.load(f)["runs"], key=lambda r: r["run"])
+    with open(os.path.join(full, "plan.json")) as f:
+        cohorts = json.load(f)["cohorts"]
+    assert [len(c["runs"]) for c in cohorts] == [2, 2]
+    # The decisions by hand from the histories: each run's best Dice up to the rung.
+    dice = {}
+    for c in cohorts:
+        for (replica, epoch), d in history_dice(os.path.join(full, "cohorts", c["name"])).items():
+            dice[(c["runs"][replica], epoch)] = d
+    alive, want = [r["run"] for r in runs], {}
+    for rung in (2, 4):
+        best = {r: max(d for (q, e), d in dice.items() if q == r and e <= rung) for r in alive}
+        kept = sorted(alive, key=lambda r: -best[r])[:max(1, len(alive) // 2)]
+        want.update({r: rung for r in alive if r not in kept})
+        alive = kept
+    assert [(r["status"], r["stopped_epoch"]) for r in runs] == [
+        ("pruned", want[r["run"]]) if r["run"] in want else ("finished", None) for r in runs]
+    assert sum(r["status"] == "finished" for r in runs) == 1
+    with open(os.path.join(full, "halving.json")) as f:
+        record = json.load(f)["rungs"]
+    assert sorted(record) == ["2", "4"]
+    assert sorted(record["2"]["pruned_runs"] + record["4"]["pruned_runs"]) == sorted(want)
+    # kill -9 right after the first rung's decision was recorded, then resume: the same runs
+    # pruned at the same epochs, the same metrics.
+    cmd = [sys.executable, "-m", "jaxseg.main", *args, f"--workdir={killed}",
+           f"--config.data.tfds_dir={tfds_dir}", f"--compilation_cache={xla_cache}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not os.path.exists(os.path.join(killed, "halving.json")):
+        assert proc.poll() is None and time.time() < deadline, "sweep ended before the kill"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = jaxseg(args + [f"--workdir={killed}"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    with open(os.path.join(killed, "halving.json")) as f:
+        resumed = json.load(f)["rungs"]
+    assert {k: v["pruned_runs"] for k, v in resumed.items()} == {
+        k: v["pruned_runs"] for k, v in record.items()}
+    a, b = metric_rows(full), metric_rows(killed)
+    for ra, rb in zip(a, b, strict=True):
+        for k in ra:
+            if k in ("dice", "val_loss", "iou", "bf", "dice_RV"):
+                assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-6, abs=1e-7), k
+            else:
+                assert ra[k] == rb[k], k
+    # One launch trains the whole grid: --cohorts is refused.
+    part = jaxseg(args + [f"--workdir={tmp_path / 'part'}", "--cohorts=c000"])
+    assert part.returncode == 2
+    assert "train.halving.group=grid ranks every cohort" in part.stderr

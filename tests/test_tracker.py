@@ -5,6 +5,7 @@ the plateau feed, the end of training, the checkpoint record and its migration."
 import math
 
 import numpy as np
+import pytest
 
 from jaxseg.engine.tracker import Policy, Tracker
 
@@ -202,3 +203,32 @@ def test_halving_ranks_by_its_own_metric_and_leaves_frozen_replicas_out():
     # Loss: replica 0 best 0.8, replica 1 best 0.5 -> 1 is kept despite its lower Dice.
     assert t.status == ["pruned", "running", "stopped"]
     assert t.replicas[0].best_epoch == 1 and t.replicas[0].stopped_epoch == 2
+
+
+def test_rung_decision_over_a_grid_by_hand():
+    from jaxseg.engine import halving
+    # Five replicas of three configurations keyed as a grid keys them (JSON of the runs'
+    # overrides): "a" x2 seeds (0.5 and 0.3, mean 0.4; the second stopped early, it still
+    # counts in the mean), "b" (0.45), "c" (0.41, stopped: not a competitor, so it is
+    # neither kept nor pruned). Competing a, b; eta 2 keeps 2 // 2 = 1: b (0.45 > 0.40).
+    groups = ["a", "a", "b", "c", "a"]
+    best = [0.5, 0.3, 0.45, 0.41, 0.4]
+    running = [True, False, True, False, True]
+    pruned, scores, kept = halving.rung_decision(groups, best, running, 2)
+    assert scores == {"a": pytest.approx(0.4), "b": 0.45} and kept == {"b"}
+    assert pruned == [0, 4]  # a's running replicas; the stopped one keeps its status
+    # Nobody running: nothing competes.
+    assert halving.rung_decision(groups, best, [False] * 5, 2) == ([], {}, set())
+
+
+def test_grid_ranked_tracker_leaves_the_rung_to_the_sweep():
+    # Under group=grid the tracker does not prune at a rung; prune() applies the sweep's.
+    policy = Policy(epochs=3, rungs=(1,), eta=2, groups=(0, 1), group="grid")
+    t = Tracker.start(policy, 2)
+    t.evaluated([row(1.0, 0.2), row(1.0, 0.9)], 1)
+    assert t.status == ["running", "running"]
+    assert [r.rank_best for r in t.replicas] == [0.2, 0.9]
+    t.prune([0], 1)
+    assert t.status == ["pruned", "running"] and t.replicas[0].stopped_epoch == 1
+    t.prune([0], 2)  # already frozen: unchanged
+    assert t.replicas[0].stopped_epoch == 1

@@ -1,23 +1,30 @@
-"""Successive halving inside a cohort: the rungs, who competes at a rung, who goes on.
+"""Successive halving: the rungs, who competes at a rung, who goes on.
 
 ``train.halving.min_epochs`` > 0 turns it on. Rungs are at epochs ``min_epochs * eta**k``
-(k = 0, 1, ... while below ``train.epochs``); at each rung the cohort's *configurations*
-still running are ranked by the mean, over their seeds and folds, of each replica's best
+(k = 0, 1, ... while below ``train.epochs``); at each rung the *configurations* still
+running are ranked by the mean, over their seeds and folds, of each replica's best
 ``train.halving.metric`` so far, and only the top ``max(1, n // eta)`` of the ``n`` go on
 (the rule of Hyperband, Li et al. 2018, and Optuna's ``SuccessiveHalvingPruner``); the
 others' replicas get the status ``pruned``, keeping their best weights, history and
 checkpoint. The seeds and folds of one configuration are ranked and stopped together, so a
 results table keeps its n.
 
-The ranking group is the cohort, not the whole grid: a sweep trains its cohorts one after
-another (or in separate launches, on separate machines), so a grid-wide rung would need
-every cohort to pause at it, and an asynchronous rule (ASHA) would make a configuration's
-fate depend on the order the cohorts ran in. Within a cohort every configuration reaches a
-rung in the same epoch, so the decision is the synchronous one of the papers and does not
-depend on the run order, a resume or the device count.
+Who competes (``train.halving.group``):
 
-The tracker (:mod:`jaxseg.engine.tracker`) applies :func:`survivors` at each rung; the
-planner's ``--dry_run`` estimate uses :func:`replica_epochs`.
+- ``cohort`` (the default): the configurations of one cohort. Every configuration of a
+  cohort reaches a rung in the same epoch of the same program, so the decision does not
+  depend on the run order, a resume, the device count or which launch trains which
+  cohort (``--cohorts``). The tracker (:mod:`jaxseg.engine.tracker`) decides.
+- ``grid``: every configuration of the sweep. ``jaxseg sweep`` trains each cohort up to
+  the rung, decides over all of them, then goes on (:mod:`jaxseg.sweep.grid_halving`). A
+  grid whose structural axis splits it into small cohorts (``optimizer_lr``: 7 optimizers,
+  5 learning rates each) keeps one configuration per cohort under ``cohort``, and that
+  survivor's full training alone costs about a third of the cohort's; ranking the grid
+  keeps the few best of all, so a first rung late enough to rank fairly stays affordable.
+  Synchronous, as the papers' rule (not ASHA's asynchronous one, whose decisions depend on
+  the order the cohorts ran in).
+
+The planner's ``--dry_run`` estimate uses :func:`replica_epochs`.
 """
 
 import numpy as np
@@ -55,7 +62,10 @@ def configuration_groups(overrides: list[dict]) -> tuple[int, ...]:
     return tuple(keys.setdefault(configuration_key(o), len(keys)) for o in overrides)
 
 
-def survivors(scores: dict[int, float], eta: int) -> set[int]:
+GROUPS = ("cohort", "grid")
+
+
+def survivors(scores: dict, eta: int) -> set:
     """The configurations that go on past a rung.
 
     Args:
@@ -64,10 +74,37 @@ def survivors(scores: dict[int, float], eta: int) -> set[int]:
       eta: the reduction factor.
 
     Returns:
-      The top ``keep_count(len(scores), eta)`` groups; ties go to the lower group number.
+      The top ``keep_count(len(scores), eta)`` groups; ties go to the lower group number
+      (or key).
     """
     ranked = sorted(scores, key=lambda g: (-_finite(scores[g]), g))
     return set(ranked[:keep_count(len(ranked), eta)])
+
+
+def rung_decision(groups, rank_best, running, eta: int) -> tuple[list[int], dict, set]:
+    """One rung over a set of replicas: which are pruned.
+
+    The configurations with a replica still running compete, each scored by the mean of
+    all its replicas' best-so-far values (seeds and folds together; a replica that stopped
+    or diverged keeps the score it had).
+
+    Args:
+      groups: each replica's configuration (any sortable, hashable value).
+      rank_best: each replica's best value so far of the halving metric.
+      running: each replica's ``running`` flag.
+      eta: the reduction factor.
+
+    Returns:
+      ``(pruned, scores, kept)``: the running replicas of the configurations that do not go
+      on (indices), ``{configuration: mean score}`` of those that competed, and the
+      configurations kept.
+    """
+    competing = sorted({groups[r] for r, alive in enumerate(running) if alive})
+    scores = {g: float(np.mean([rank_best[r] for r in range(len(groups)) if groups[r] == g]))
+              for g in competing}
+    kept = survivors(scores, eta) if scores else set()
+    pruned = [r for r, alive in enumerate(running) if alive and groups[r] not in kept]
+    return pruned, scores, kept
 
 
 def _finite(x: float) -> float:
@@ -102,3 +139,6 @@ def validate(halving) -> None:
     if int(halving.eta) < 2:
         raise JaxsegError(f"train.halving.eta={halving.eta} must be >= 2 (the top 1/eta of "
                           "the configurations go on at each rung)")
+    if halving.group not in GROUPS:
+        raise JaxsegError(f"train.halving.group={halving.group!r} is not one of "
+                          f"{', '.join(GROUPS)} (who competes at a rung)")

@@ -54,6 +54,8 @@ class Policy:
       eta: the halving's reduction factor.
       rank: the metric configurations are ranked by at a rung (each replica's best so far).
       groups: each replica's configuration (:func:`jaxseg.engine.halving.configuration_groups`).
+      group: who competes at a rung: ``cohort`` (the tracker decides) or ``grid`` (the
+        sweep decides over every cohort; the tracker only applies it: :meth:`prune`).
     """
 
     epochs: int
@@ -65,6 +67,7 @@ class Policy:
     eta: int = 3
     rank: str = "dice"
     groups: tuple = ()
+    group: str = "cohort"
 
     @classmethod
     def from_config(cls, config, overrides: list[dict] | None = None) -> "Policy":
@@ -75,7 +78,8 @@ class Policy:
                    start=int(t.early_stopping_start),
                    rungs=halving.rungs(int(t.epochs), int(h.min_epochs), int(h.eta)),
                    eta=int(h.eta), rank=h.metric or config.eval.select,
-                   groups=halving.configuration_groups(overrides or [{}]))
+                   groups=halving.configuration_groups(overrides or [{}]),
+                   group=h.group)
 
 
 @dataclasses.dataclass
@@ -212,7 +216,7 @@ class Tracker:
                 rec.bad_evals += 1
                 if p.patience and rec.bad_evals >= p.patience and rec.status == RUNNING:
                     rec.status, rec.stopped_epoch = STOPPED, epoch
-        if epoch in p.rungs:
+        if epoch in p.rungs and p.group == "cohort":
             self.halve(epoch)
         return improved
 
@@ -229,24 +233,22 @@ class Tracker:
         """
         p = self.policy
         # No groups given (a policy built by hand): each replica is its own configuration.
-        groups = np.asarray(p.groups or range(len(self.replicas)))
-        competing = sorted({int(groups[r]) for r, rec in enumerate(self.replicas)
-                            if rec.status == RUNNING})
-        if not competing:
-            return []
-        scores = {g: float(np.mean([self.replicas[r].rank_best
-                                    for r in np.flatnonzero(groups == g)]))
-                  for g in competing}
-        kept = halving.survivors(scores, p.eta)
-        pruned = [int(r) for r, rec in enumerate(self.replicas)
-                  if rec.status == RUNNING and groups[r] not in kept]
-        for r in pruned:
-            self.replicas[r].status, self.replicas[r].stopped_epoch = PRUNED, epoch
-        logging.info("successive halving at epoch %d: %d of %d configurations go on (by mean "
-                     "best %s: %s); %d replica(s) pruned", epoch, len(kept), len(competing),
-                     p.rank, ", ".join(f"{g}:{scores[g]:.4f}" for g in sorted(
-                         kept, key=lambda g: -scores[g])), len(pruned))
+        groups = list(p.groups or range(len(self.replicas)))
+        pruned, scores, kept = halving.rung_decision(
+            groups, [rec.rank_best for rec in self.replicas], self.alive, p.eta)
+        self.prune(pruned, epoch)
+        if scores:
+            logging.info("successive halving at epoch %d: %d of %d configurations go on (by "
+                         "mean best %s: %s); %d replica(s) pruned", epoch, len(kept),
+                         len(scores), p.rank, ", ".join(f"{g}:{scores[g]:.4f}" for g in sorted(
+                             kept, key=lambda g: -scores[g])), len(pruned))
         return pruned
+
+    def prune(self, replicas, epoch: int) -> None:
+        """Marks the given replicas ``pruned`` in ``epoch`` (those still running)."""
+        for r in replicas:
+            if self.replicas[r].status == RUNNING:
+                self.replicas[r].status, self.replicas[r].stopped_epoch = PRUNED, epoch
 
     def needs_full_metrics(self) -> np.ndarray:
         """``(R,)`` bools: replicas with a best epoch whose record lacks the full metric set."""

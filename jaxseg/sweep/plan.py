@@ -301,24 +301,31 @@ def _folder_counts(config: ml_collections.ConfigDict) -> tuple[int, int] | None:
     return (n[0], n[1]) if n[0] and n[1] else None
 
 
-def halving_share(p: CohortPlan) -> float:
+def halving_share(p: CohortPlan, plans: list[CohortPlan] | None = None) -> float:
     """The fraction of a cohort's replica-epochs successive halving leaves to train (1: none).
 
     Every rung pruning as planned (:func:`jaxseg.engine.halving.replica_epochs`); 1 when
     halving is off, or under a strategy that steps every replica in one call (a pruned
-    replica there costs its step: such cohorts are not re-packed).
+    replica there costs its step: such cohorts are not re-packed). Under
+    ``train.halving.group=grid`` it is the share of the whole grid (``plans``; which
+    cohorts hold the survivors is not known before training).
     """
-    c, t = p.config, p.config.train
+    t = p.config.train
     rungs = halving.rungs(int(t.epochs), int(t.halving.min_epochs), int(t.halving.eta))
     if not rungs or replicas.resolve_strategy(t.strategy) != "sequential":
         return 1.0
-    epochs = halving.replica_epochs(halving.configuration_groups(p.overrides), int(t.epochs),
-                                    rungs, int(t.halving.eta))
-    return epochs / (len(p.runs) * int(c.train.epochs))
+    ranked = plans if t.halving.group == "grid" and plans else [p]
+    groups, offset = [], 0  # configurations never span cohorts' numbering: offset them
+    for q in ranked:
+        g = halving.configuration_groups(q.overrides)
+        groups += [offset + i for i in g]
+        offset += max(g) + 1
+    epochs = halving.replica_epochs(tuple(groups), int(t.epochs), rungs, int(t.halving.eta))
+    return epochs / (sum(len(q.runs) for q in ranked) * int(t.epochs))
 
 
 def cohort_seconds(p: CohortPlan, rate: float, compile_s: float,
-                   pruned: bool = True) -> float:
+                   pruned: bool = True, plans: list[CohortPlan] | None = None) -> float:
     """Estimated wall time of one cohort: training, evaluation and compilation.
 
     Evaluation is a forward pass (a third of a training step's FLOPs) over the
@@ -326,7 +333,8 @@ def cohort_seconds(p: CohortPlan, rate: float, compile_s: float,
     replica that keeps fewer images (``data.fraction``) runs only its own steps (idle
     calls are skipped); otherwise every replica steps as often as the one with the most
     images. With successive halving (``pruned``) the steps and evaluations scale by
-    :func:`halving_share`; ``pruned=False`` gives the time if no rung pruned anything.
+    :func:`halving_share` (of ``plans``, the grid, under ``group=grid``); ``pruned=False``
+    gives the time if no rung pruned anything.
     """
     c = p.config
     train_images, val_images = split_sizes(c)
@@ -337,7 +345,7 @@ def cohort_seconds(p: CohortPlan, rate: float, compile_s: float,
             or replicas.resolve_loop(c.train.loop) != "step"):
         steps = np.full_like(steps, steps.max())
     eval_batches = val_images / batch / 3 * len(p.runs)
-    share = halving_share(p) if pruned else 1.0
+    share = halving_share(p, plans) if pruned else 1.0
     return (steps.sum() + eval_batches) * epochs * share * p.step_flops / rate + compile_s
 
 
@@ -363,12 +371,14 @@ def describe(plans: list[CohortPlan], num_runs: int, timings: dict | None = None
             rate, compile_s = timings[p.name]["rate"], timings[p.name]["compile_s"]
         else:
             rate, compile_s = THROUGHPUT.get(backend), COMPILE_SECONDS.get(backend, 0.0)
-        seconds = cohort_seconds(p, rate, compile_s) if rate else 0.0
+        seconds = cohort_seconds(p, rate, compile_s, plans=plans) if rate else 0.0
         estimated = estimated and bool(rate)
         total += seconds
         unpruned += cohort_seconds(p, rate, compile_s, pruned=False) if rate else 0.0
-        share = halving_share(p)
-        halved = (f" | halving: {share:.0%} of the replica-epochs" if share < 1 else
+        share = halving_share(p, plans)
+        halved = (f" | halving: {share:.0%} of the replica-epochs"
+                  + (" (of the grid's: ranked together)"
+                     if c.train.halving.group == "grid" else "") if share < 1 else
                   " | halving: no saving (pruned replicas step under this strategy)"
                   if int(c.train.halving.min_epochs) else "")
         schedules = "/".join(sorted({o.get("optim.schedule", c.optim.schedule)

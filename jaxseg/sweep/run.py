@@ -15,8 +15,8 @@ from absl import logging
 from jaxseg import configs, outputs, train
 from jaxseg import workdir as workdir_lib
 from jaxseg.errors import JaxsegError
+from jaxseg.sweep import grid_halving, results
 from jaxseg.sweep import plan as plan_lib
-from jaxseg.sweep import results
 
 
 def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
@@ -61,12 +61,23 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
     outputs.write_json(os.path.join(workdir, workdir_lib.PLAN), {"cohorts": [
         {"name": p.name, "runs": list(p.runs)} for p in plans]})
     selected = set(only or names)
+    grid = _grid_halving(plans)
+    if grid and selected != set(names):
+        raise JaxsegError("train.halving.group=grid ranks every cohort of the grid together "
+                          "at each rung, so one launch trains them all; run without "
+                          "--cohorts, or use train.halving.group=cohort")
     # Runs this launch trains: its selected cohorts that have not finished (for the ETA).
     todo = sum(len(p.runs) for p in plans
                if p.name in selected
                and workdir_lib.completed(workdir_lib.cohort_path(workdir, p.name)) is None)
     summaries, t0, trained_runs, done_runs = {}, time.time(), 0, 0
-    for k, p in enumerate(plans):
+    if grid:  # every unfinished cohort at once, paused at each rung
+        left = [p for p in plans if workdir_lib.completed(
+            workdir_lib.cohort_path(workdir, p.name)) is None]
+        summaries = grid_halving.train_cohorts(
+            left, runs, workdir, {p.name: f"[{p.name} {p.index + 1}/{len(plans)}] "
+                                  for p in left})
+    for k, p in enumerate(plans if not grid else ()):
         cdir = workdir_lib.cohort_path(workdir, p.name)
         summary = workdir_lib.completed(cdir)
         if summary is not None:
@@ -104,3 +115,9 @@ def run_sweep(config, runs: list[dict], workdir: str, dry_run: bool = False,
           + (f" ({pruned} runs pruned by successive halving)" if pruned else "")
           + f"; tables in {workdir}/results.md")
     return configs_
+
+
+def _grid_halving(plans) -> bool:
+    """Whether the sweep's successive halving ranks the whole grid (``group=grid``)."""
+    return any(int(p.config.train.halving.min_epochs) > 0
+               and p.config.train.halving.group == "grid" for p in plans)
