@@ -214,6 +214,16 @@ def metric_rows(workdir):
     return rows
 
 
+def assert_same_rows(a, b):
+    """Two sweeps' results.csv rows agree: metrics to float noise, everything else exactly."""
+    for ra, rb in zip(a, b, strict=True):
+        for k in ra:
+            if k in ("dice", "val_loss", "iou", "bf", "dice_RV"):
+                assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-6, abs=1e-7), k
+            else:
+                assert ra[k] == rb[k], k
+
+
 def test_killed_sweep_resumes_and_skips_finished_cohorts(jaxseg, tfds_dir, xla_cache,
                                                          tmp_path):
     args = ["sweep", f"--config={ROOT}/experiments/upsampling.py:smoke",
@@ -245,12 +255,7 @@ def test_killed_sweep_resumes_and_skips_finished_cohorts(jaxseg, tfds_dir, xla_c
     assert "resumed from the checkpoint of epoch" in again.stderr
     a, b = metric_rows(full), metric_rows(killed)
     assert len(a) == len(b) == 2
-    for ra, rb in zip(a, b, strict=True):
-        for k in ra:
-            if k in ("dice", "val_loss", "iou", "bf", "dice_RV"):
-                assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-6, abs=1e-7), k
-            else:
-                assert ra[k] == rb[k], k
+    assert_same_rows(a, b)
 
 
 def test_a_grid_shared_between_launches_by_cohort(jaxseg, tmp_path):
@@ -471,12 +476,7 @@ def test_grid_halving_ranks_every_cohort_together_and_resumes(jaxseg, tfds_dir, 
     assert {k: v["pruned_runs"] for k, v in resumed.items()} == {
         k: v["pruned_runs"] for k, v in record.items()}
     a, b = metric_rows(full), metric_rows(killed)
-    for ra, rb in zip(a, b, strict=True):
-        for k in ra:
-            if k in ("dice", "val_loss", "iou", "bf", "dice_RV"):
-                assert float(ra[k]) == pytest.approx(float(rb[k]), rel=1e-6, abs=1e-7), k
-            else:
-                assert ra[k] == rb[k], k
+    assert_same_rows(a, b)
     # One launch trains the whole grid: --cohorts is refused.
     part = jaxseg(args + [f"--workdir={tmp_path / 'part'}", "--cohorts=c000"])
     assert part.returncode == 2
