@@ -14,10 +14,10 @@ Command (the measurements in docs/studies/<study>/halving.md):
 ``--group=grid`` ranks the whole grid at each rung (``train.halving.group``).
 ``--sweeps=halving`` runs only the halving sweep, against a full one already in
 ``--workdir`` (its wall time read from ``full.wall_s``, which this script writes for each
-sweep it runs). ``--compare_only`` re-reads two finished workdirs without training. A grid that is a subset
-of another's (``experiments/lr_search.py`` stage 1 is ``optimizer_lr``'s Adam, SGD, RMSProp
-and Adagrad cohorts, the same computations) can be compared with the larger grid's full run
-restricted to those cohorts, on both sides:
+sweep it runs). ``--compare_only`` re-reads two finished workdirs without training.
+A grid that is a subset of another's (``experiments/lr_search.py`` stage 1 is
+``optimizer_lr``'s Adam, SGD, RMSProp and Adagrad cohorts, the same computations) can be
+compared with the larger grid's full run restricted to those cohorts, on both sides:
   python benchmarks/halving_compare.py --compare_only --workdir=runs/halving_optimizer_lr \
       --cohorts=c000,c002,c003,c004
 Times are then each cohort's ``process_time_s`` summed (both sides), not a launch's wall time.

@@ -20,7 +20,10 @@ optimizer_lr.py's side-by-side launch (2026-12-01, 2 CPU cores, commit b1f03a5):
 the replica-steps and 40.5% of the cohort time; best RMSProp 1e-3 0.869, not distinguishable
 from the full grid's Adam 1e-2 0.888 (Wilcoxon over 20 images p = 0.13). The PyTorch
 reference under Optuna (benchmarks/optuna_peer.py, same grid and rungs, same evening): 400 s
-against jaxseg's 943 s, best Adagrad 1e-1 0.858. docs/studies/lr_search1/halving/
+against jaxseg's 943 s, best Adagrad 1e-1 0.858. Other rungs and group=grid replayed from
+optimizer_lr.py's full grid of 2026-12-02 (benchmarks/halving_replay.py): no setting keeps
+Adam 1e-2 under 35% of the replica-steps (min_epochs 5, eta 3: 38.8-41.6%); grid (4, 3)
+keeps SGD 1e-1 0.861 at 31.0% (p = 0.058). docs/studies/lr_search1/halving/
 """
 
 import json

@@ -20,6 +20,11 @@ measured side by side with the full grid (2026-12-01, 2 CPU cores, commit b1f03a
 benchmarks/halving_compare.py): 34.4% of its replica-steps, 40.5% of its wall time, 28 of 35
 runs pruned; best RMSProp 1e-3 0.869, which the paired per-image test tells from the full
 grid's best (Adamax 1e-2 0.895, pruned at epoch 2 with Adam's and AdamW's 1e-2: p = 0.014).
+With the whole grid ranked together (--config.train.halving.group=grid, min_epochs=4, eta=3:
+rungs 4, 12, 36), side by side with the full grid (2026-12-02, 2 CPU cores, commits
+2d16f54 / 50a8387, benchmarks/halving_compare.py): 33.1% of its replica-steps, 37.3% of its
+wall time (1380 s vs 3697 s), 33 of 35 runs pruned, best Adamax 1e-2 0.8953: the full grid's
+best, the same run to the last digit.
 docs/studies/optimizer_lr/halving/
 """
 
