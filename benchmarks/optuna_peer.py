@@ -13,9 +13,11 @@ does inside a cohort, where every configuration reaches the rung together.
 Prints (and writes to ``--out``) the total wall time, the time until the best trial
 finished, the best configuration, and the epochs trained.
 
-Command (docs/studies/lr_search1/halving.md):
+Commands (docs/studies/lr_search1/halving/, docs/studies/optimizer_lr/halving/):
   python benchmarks/optuna_peer.py --grid=lr_search1 --min_resource=2 --reduction_factor=2 \\
       --out=runs/optuna_peer.json
+  python benchmarks/optuna_peer.py --grid=optimizer_lr --min_resource=4 --reduction_factor=3 \\
+      --out=runs/optuna_peer_opt.json
 """
 
 import json

@@ -24,7 +24,9 @@ With the whole grid ranked together (--config.train.halving.group=grid, min_epoc
 rungs 4, 12, 36), side by side with the full grid (2026-12-02, 2 CPU cores, commits
 2d16f54 / 50a8387, benchmarks/halving_compare.py): 33.1% of its replica-steps, 37.3% of its
 wall time (1380 s vs 3697 s), 33 of 35 runs pruned, best Adamax 1e-2 0.8953: the full grid's
-best, the same run to the last digit.
+best, the same run to the last digit. The PyTorch reference under Optuna with the same grid
+and rungs (benchmarks/optuna_peer.py, same day, same machine): 1170 s, best SGD+m 1e-1 0.882
+(its own training): jaxseg 1.18x its time, fewer epochs (306 vs 391) at a slower step.
 docs/studies/optimizer_lr/halving/
 """
 
