@@ -14,6 +14,8 @@ run's best epoch comes before its end (so its best weights are the full run's), 
 per-image test of the results tables against the full grid's best (Wilcoxon over the
 validation images, :func:`jaxseg.sweep.compare.paired_images`; one comparison, no Holm).
 
+It assumes every replica of a cohort has as many steps per epoch (its summary gives only
+the cohort's total); a grid over ``data.fraction`` would need the per-replica counts.
 A real halving run of the same setting must reproduce the replay's prunings and
 replica-steps exactly; ``benchmarks/halving_compare.py`` measures one.
 

@@ -412,6 +412,12 @@ def test_grid_halving_estimate_and_common_rungs_by_hand():
     with pytest.raises(JaxsegError, match=r"train.epochs differs between cohorts "
                                           r"\(c000: 8, c001: 12\)"):
         grid_halving.check_plans(mixed)
+    # A cohort ranking itself inside a grid-ranked sweep would prune twice: refused too.
+    groups = plan.plan(config, [{"optim.name": "adam", "train.halving.group": "cohort"},
+                                {"optim.name": "sgd"}])
+    with pytest.raises(JaxsegError, match=r"train.halving.group differs between cohorts "
+                                          r"\(c000: cohort, c001: grid\)"):
+        grid_halving.check_plans(groups)
 
 
 def history_dice(cohort_dir):
@@ -471,6 +477,7 @@ def test_grid_halving_ranks_every_cohort_together_and_resumes(jaxseg, tfds_dir, 
     proc.wait()
     again = jaxseg(args + [f"--workdir={killed}"])
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from the checkpoint of epoch" in again.stderr  # it did resume
     with open(os.path.join(killed, "halving.json")) as f:
         resumed = json.load(f)["rungs"]
     assert {k: v["pruned_runs"] for k, v in resumed.items()} == {

@@ -29,7 +29,7 @@ from jaxseg.hparams import configuration_key
 
 # The fields every cohort must share: one rung schedule and ranking for the whole grid.
 SHARED = ("train.epochs", "train.halving.min_epochs", "train.halving.eta",
-          "train.halving.metric", "eval.select")
+          "train.halving.metric", "train.halving.group", "eval.select")
 
 
 def check_plans(plans) -> None:
