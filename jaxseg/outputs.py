@@ -146,10 +146,14 @@ class Progress:
         self.epoch_times: list[float] = []
 
     def epoch_done(self, epoch: int, seconds: float, alive: int, best_dice: float,
-                   best_replica: int, train_loss: float) -> str:
-        """Logs and returns the line for a finished epoch (1-based ``epoch``)."""
-        self.epoch_times.append(seconds)
-        # The first epoch carries the compilation: estimate from the later ones.
+                   best_replica: int, train_loss: float, compile_s: float = 0.0) -> str:
+        """Logs and returns the line for a finished epoch (1-based ``epoch``).
+
+        ``compile_s``: the part of ``seconds`` spent compiling the training program, left
+        out of the ETA.
+        """
+        self.epoch_times.append(seconds - compile_s)
+        # The first epoch also compiles the evaluation: estimate from the later ones.
         steady = self.epoch_times[1:] or self.epoch_times
         eta = float(np.median(steady)) * (self.total - epoch)
         dice = "-" if not math.isfinite(best_dice) else f"{best_dice:.4f} (r{best_replica})"

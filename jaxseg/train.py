@@ -12,8 +12,9 @@ writes history and checkpoints. Frozen replicas no longer change. Under
 ``eval.full_metrics=best`` the epochs' evaluations leave out boundary F1, HD95 and each
 case's Dice, and the best weights are evaluated with them once training ends.
 
-The summary's ``time_s`` splits this launch's wall time into the steps, the evaluations,
-the checkpoints and the rest (history, TensorBoard, progress, host bookkeeping).
+The summary's ``time_s`` splits this launch's wall time into the training program's
+compile, the steps, the evaluations (their programs' first calls compile them), the
+checkpoints and the rest (history, TensorBoard, progress, host bookkeeping).
 
 :func:`cohort_training` is the same training as a generator that pauses at each rung of a
 grid-wide successive halving (``train.halving.group=grid``): it yields a :class:`Rung`
@@ -164,7 +165,7 @@ def _train_and_evaluate(config, workdir, overrides, label):
     plateau = np.array([c.optim.schedule == "plateau" for c in built.configs])
 
     full_every = config.eval.full_metrics == "every"
-    phases = dict.fromkeys(("steps", "evaluate", "checkpoint", "epochs"), 0.0)
+    phases = dict.fromkeys(("compile", "steps", "evaluate", "checkpoint", "epochs"), 0.0)
 
     def save():
         t = time.perf_counter()
@@ -187,7 +188,12 @@ def _train_and_evaluate(config, workdir, overrides, label):
                                       cohort.pad_vector(alive, False), plan, built.images,
                                       built.labels)
         acc = devices.to_host(acc, R)  # waits for the epoch's steps
-        phases["steps"] += time.perf_counter() - tp
+        elapsed = time.perf_counter() - tp
+        compiled_now = not phases["compile"] and cohort.compile_s  # this launch's first epoch
+        if compiled_now:
+            phases["compile"] = cohort.compile_s
+            elapsed -= cohort.compile_s
+        phases["steps"] += elapsed
         train_loss = np.where(acc["count"] > 0, acc["loss"] / np.maximum(acc["count"], 1),
                               np.nan)
         track.diverged(acc["bad"], epoch)
@@ -234,7 +240,8 @@ def _train_and_evaluate(config, workdir, overrides, label):
         shown = np.where(np.array([s != "diverged" for s in track.status]), train_loss, np.nan)
         mean_loss = float(np.nanmean(shown)) if np.isfinite(shown).any() else np.nan
         alive_now = int(healthy.sum())
-        progress.epoch_done(epoch, time.time() - t0, alive_now, leader_dice, leader, mean_loss)
+        progress.epoch_done(epoch, time.time() - t0, alive_now, leader_dice, leader, mean_loss,
+                            compile_s=cohort.compile_s if compiled_now else 0.0)
         phases["epochs"] += time.perf_counter() - tp
 
     in_loop = dict(phases)
@@ -255,8 +262,8 @@ def _train_and_evaluate(config, workdir, overrides, label):
                "strategy_choice": choice.to_json(),
                # This launch's wall time in its epochs, by phase, and after them (the best
                # weights' full evaluation and the last checkpoint).
-               "time_s": {**in_loop, "other": in_loop["epochs"] - in_loop["steps"]
-                          - in_loop["evaluate"] - in_loop["checkpoint"],
+               "time_s": {**in_loop, "other": in_loop["epochs"] - in_loop["compile"]
+                          - in_loop["steps"] - in_loop["evaluate"] - in_loop["checkpoint"],
                           "final": time.perf_counter() - tf},
                "halving": {"rungs": list(policy.rungs), "eta": policy.eta,
                            "metric": policy.rank, "group": policy.group}

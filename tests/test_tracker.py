@@ -1,12 +1,14 @@
 """The replica tracker's rules on hand-made metric sequences, each expected value worked out by
 hand: early stopping (patience, start epoch, monitor), the best epoch (eval.select), divergence,
-the plateau feed, the end of training, the checkpoint record and its migration."""
+the plateau feed, the end of training, the checkpoint record and its migration; the progress
+line's ETA."""
 
 import math
 
 import numpy as np
 import pytest
 
+from jaxseg import outputs
 from jaxseg.engine.tracker import Policy, Tracker
 
 
@@ -232,3 +234,12 @@ def test_grid_ranked_tracker_leaves_the_rung_to_the_sweep():
     assert t.status == ["pruned", "running"] and t.replicas[0].stopped_epoch == 1
     t.prune([0], 2)  # already frozen: unchanged
     assert t.replicas[0].stopped_epoch == 1
+
+
+def test_progress_eta_leaves_the_compile_out():
+    # Epoch 1 took 40 s, 30 of them compiling the training program: 8 more epochs at ~10 s.
+    p = outputs.Progress(10, 2)
+    assert p.epoch_done(1, 40.0, 2, 0.5, 0, 1.0, compile_s=30.0).endswith("ETA 1m30s")
+    # Later epochs: the median of those after the first (which also compiles evaluation).
+    p.epoch_done(2, 12.0, 2, 0.6, 1, 0.9)
+    assert p.epoch_done(3, 14.0, 2, 0.6, 1, 0.8).endswith("ETA 1m31s")

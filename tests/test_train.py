@@ -133,6 +133,28 @@ def test_full_metrics_of_the_best_equal_those_of_its_epoch(singles, tfds_dir, tm
     assert best["best"]["case_dice"] and s["time_s"]["evaluate"] > 0
 
 
+def test_training_program_compiled_once_before_its_first_call(tfds_dir, tmp_path):
+    # The training program is compiled ahead of its first call, timed apart from the steps
+    # (time_s["compile"]), and the call reuses it: one compile, not two.
+    compiles = []
+
+    def listen(event, seconds, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append((kwargs.get("fun_name", ""), seconds))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        s = train.train_and_evaluate(tiny_config(tfds_dir), str(tmp_path), REPLICAS[:2])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    steps = [sec for name, sec in compiles if "one_step_local" in name]
+    t = s["time_s"]
+    assert len(steps) == 1 and t["compile"] >= steps[0] > 0
+    assert t["steps"] > 0 and t["other"] >= 0
+    assert t["epochs"] == pytest.approx(t["compile"] + t["steps"] + t["evaluate"]
+                                        + t["checkpoint"] + t["other"])
+
+
 def test_fold_cohort_equals_folds_one_by_one(tfds_dir, tmp_path):
     # 3-fold cross-validation over the 28 pooled phantom images (held-out folds of 10, 9, 9
     # images: each replica is evaluated on its own, differently padded, index set).

@@ -13,6 +13,7 @@ step changes nothing).
 import dataclasses
 import functools
 import math
+import time
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +102,8 @@ class Cohort:
         self.rounds = local // c if seq else 1
         # Replica-steps and replica-evaluations skipped as idle (see run_epoch, evaluate).
         self.local, self.skipped, self.skipped_evals = local, 0, 0
+        # Seconds spent compiling the training program (run_epoch's first call), or None.
+        self.compile_s = None
         over = functools.partial(replicas.over_replicas, strategy=self.strategy,
                                  num_replicas=local)
         pick = (lambda tree, r: replicas.take_chunk(tree, r, c)) if seq else lambda tree, r: tree
@@ -266,17 +269,36 @@ class Cohort:
         """The step program lowered for one round's ``args`` (for ahead-of-time compiling)."""
         return self.step.lower(*args, 0, images, labels)
 
+    def _compile(self, args: list, images, labels) -> None:
+        """Compiles the training program before its first call; sets ``compile_s``.
+
+        Why ahead of the call: a call's compile would otherwise hide inside the first
+        epoch's step time (the sweep's per-replica step then read ~20% slower than
+        ``jaxseg bench``'s, docs/benchmarks.md). jit keeps the compiled program, so the
+        first call runs it without compiling again; with a warm persistent cache this
+        loads it.
+        """
+        t0 = time.perf_counter()
+        if self.loop == "step":
+            self.lower_step(args, images, labels).compile()
+        else:
+            self.epoch.lower(*args, images, labels).compile()
+        self.compile_s = time.perf_counter() - t0
+
     def run_epoch(self, state, hp, lr, alive, plan, images, labels):
         """Runs one epoch's steps, skipping idle calls; returns ``(state, acc)`` (acc on device).
 
         ``skipped`` counts the replica-steps skipped so far (calls times replicas per call).
         Under ``sequential`` the stacked ``state`` is consumed (its buffers are deleted once
-        split into rounds), as a donated argument would be.
+        split into rounds), as a donated argument would be. The first call compiles the
+        training program first and records how long that took in ``compile_s``.
         """
         idle = self.idle(alive, plan[1])
         self.skipped += int(idle.sum()) * (self.padded // self.rounds)
         acc = self.zero_acc()
         rounds = self.step_args(state, acc, hp, lr, alive, plan)
+        if self.compile_s is None:
+            self._compile(rounds[0], images, labels)
         if self._split is not None:  # the rounds hold copies: free the stack now, not later
             jax.tree.map(lambda x: x.delete(), (state, acc))
         for s in range(self.steps if self.loop == "step" else 1):
