@@ -205,6 +205,23 @@ def test_diverging_replica_is_isolated(tfds_dir, tmp_path):
     ckpt.close()
 
 
+def test_checkpoint_written_in_the_background_from_copies(tmp_path):
+    # save() returns before the files are written; the caller then frees its buffers, as
+    # run_epoch does with the stacked state. What is read back is what was saved.
+    state = {"w": jnp.arange(6.0).reshape(2, 3), "n": {"b": jnp.ones((2,), jnp.int32)}}
+    best = {"w": jnp.full((2, 3), 7.0)}
+    expect = jax.tree.map(np.asarray, (state, best))
+    ckpt = checkpoint.CohortCheckpoints(str(tmp_path / "checkpoints"))
+    ckpt.save(3, state, best, {"epoch": 3})
+    jax.tree.map(lambda x: x.delete(), (state, best))
+    assert ckpt.latest_step() == 3  # waits for the write
+    got_state, got_best, host = ckpt.restore(3, *jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), expect))
+    jax.tree.map(np.testing.assert_array_equal, (got_state, got_best), expect)
+    assert host == {"epoch": 3}
+    ckpt.close()
+
+
 def tracker_stop(rows, monitor, patience, start):
     """The epoch the replica tracker (whose rules tests/test_tracker.py checks by hand) stops a
     replica evaluated every epoch with these validation rows: what the run must have done."""
