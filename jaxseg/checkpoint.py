@@ -18,9 +18,10 @@ epoch and the step, so a resumed run draws exactly what an uninterrupted one
 would. Saves are asynchronous: :meth:`CohortCheckpoints.save` copies the arrays on the
 device (the next training steps may reuse or free the caller's buffers) and returns; one
 background thread hands the copies to orbax and waits for its write while training goes
-on. Orbax writes each step to a temporary folder that it renames when complete, so a
-kill -9 mid-save leaves the previous step. A write that fails is reported by the next
-save (or ``close``), naming its step.
+on (several processes use orbax's own asynchronous save instead, see ``save``). Orbax
+writes each step to a temporary folder that it renames when complete, so a kill -9
+mid-save leaves the previous step. A write that fails is reported by the next save (or
+``close``), naming its step.
 """
 
 import concurrent.futures
@@ -82,14 +83,17 @@ class CohortCheckpoints:
         pending, self._writing = self._writing, None
         step = pending and pending[0]
         try:
-            if pending is not None:
+            if pending is not None and pending[1] is not None:
                 pending[1].result()
             self.manager.wait_until_finished()
         except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise their own types
-            raise JaxsegError(
-                f"cannot write checkpoint step {step} in {self.directory} ({_why(e)}); make "
-                "room or fix the folder's permissions, then run the same command again: it "
-                "resumes from the last checkpoint written") from e
+            raise self._cannot_write(step, e) from e
+
+    def _cannot_write(self, step, e: BaseException) -> JaxsegError:
+        return JaxsegError(
+            f"cannot write checkpoint step {step} in {self.directory} ({_why(e)}); make "
+            "room or fix the folder's permissions, then run the same command again: it "
+            "resumes from the last checkpoint written")
 
     def latest_step(self) -> int | None:
         """The newest complete step (an epoch count), or None (waits for a pending write)."""
@@ -109,22 +113,38 @@ class CohortCheckpoints:
         A step that exists already (the last epoch's, written again with the best's full
         metrics) is replaced.
 
+        Several processes (``--num_processes``) save from the calling thread, through
+        orbax's own asynchronous save: orbax synchronises the processes with programs that
+        every process must launch in the same order as its training programs, which a
+        thread of its own would not keep.
+
         Raises:
           JaxsegError: when the previous step could not be written (a full disk, a
             read-only folder), naming it and the folder; this step's own failure is
             reported by the next call that waits (``save``, ``close``, ``latest_step``).
         """
         self.wait()
+        if jax.process_count() > 1:
+            try:
+                self._start(step, state, best, host)
+            except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise their own types
+                raise self._cannot_write(step, e) from e
+            self._writing = (step, None)
+            return
         state, best = _copy((state, best))
         self._writing = (step, self._pool.submit(self._write, step, state, best, host))
 
-    def _write(self, step: int, state, best, host: dict) -> None:
-        """Writes one step (on the background thread) and waits until it is on disk."""
+    def _start(self, step: int, state, best, host: dict) -> None:
+        """Hands one step to orbax (which writes its files in the background)."""
         if step in self.manager.all_steps():
             self.manager.delete(step)
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), best=ocp.args.StandardSave(best),
             host=ocp.args.JsonSave(host)), force=True)
+
+    def _write(self, step: int, state, best, host: dict) -> None:
+        """Writes one step (on the background thread) and waits until it is on disk."""
+        self._start(step, state, best, host)
         self.manager.wait_until_finished()
 
     def restore(self, step: int, state_like, best_like):
