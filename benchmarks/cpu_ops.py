@@ -6,11 +6,14 @@ per-channel sum of a batch-norm-sized tensor, and 2x2 max pooling (forward + gra
 written as ``nn.max_pool`` and as jaxseg's reshape + max. Each JAX op is compiled under
 every option set first, then all are timed round-robin (median of ``--repeats``); the
 PyTorch convolutions (NCHW, 2 threads) are timed in the same process when torch is
-installed (the ``bench`` extra), and then split into forward, input gradient and weight
+installed (the ``bench`` extra), in NCHW as the PyTorch reference runs them and in the
+``channels_last`` memory format (``torch channels_last``: what a PyTorch user can switch on
+for oneDNN's NHWC kernels), and then split into forward, input gradient and weight
 gradient (jaxseg's options against ``torch.nn.grad``).
 
-Command (from the repository root):
+Commands (from the repository root):
   python benchmarks/cpu_ops.py --out=docs/bench_cpu_ops.json
+  python benchmarks/cpu_ops.py --out=docs/bench_cpu_ops_2026-12-06.json  # + channels_last
 """
 
 import json
@@ -102,6 +105,10 @@ def main(argv):
             tw = torch.randn(o, c, 3, 3, requires_grad=True)
             fns["torch"] = lambda tx=tx, tw=tw: (torch.nn.functional.conv2d(
                 tx, tw, padding=1) ** 2).sum().backward()
+            cx = tx.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+            cw = tw.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+            fns["torch channels_last"] = lambda cx=cx, cw=cw: (torch.nn.functional.conv2d(
+                cx, cw, padding=1) ** 2).sum().backward()
         rows.append({"op": f"conv3x3 fwd+bwd {hw}x{hw} {c}->{o}",
                      **_median_round_robin(fns, flags.FLAGS.repeats)})
         print(rows[-1], flush=True)
