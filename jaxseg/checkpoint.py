@@ -33,14 +33,14 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 
+from jaxseg.engine import replicas
 from jaxseg.errors import JaxsegError
 
 DAMAGED = "damaged_checkpoints"
 
-# One program copies a whole state on the device (compiled once per state structure, at
-# XLA's lowest optimisation level: a copy has nothing to optimise).
+# One program copies a whole state on the device (compiled once per state structure).
 _copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree),
-                compiler_options={"xla_backend_optimization_level": 0})
+                compiler_options=replicas.FAST_COMPILE)
 
 
 def _why(e: BaseException) -> str:
@@ -81,7 +81,7 @@ class CohortCheckpoints:
             folder), naming it and the folder; the steps before it are left as they were.
         """
         pending, self._writing = self._writing, None
-        step = pending and pending[0]
+        step = pending[0] if pending else None
         try:
             if pending is not None and pending[1] is not None:
                 pending[1].result()

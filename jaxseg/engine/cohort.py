@@ -26,10 +26,6 @@ from jaxseg.engine import devices, replicas
 from jaxseg.engine.steps import STAGES, Static, epoch_plan, eval_step, init_replica, train_step
 from jaxseg.models import create_model, pretrained
 
-# Random-number ops compile slowly at XLA CPU's default optimisation level; the
-# set-up functions run once, so they are compiled at level 0 (docs/benchmarks.md).
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
-
 
 def subset_members(allowed: np.ndarray, fractions: np.ndarray, subset_seeds: np.ndarray):
     """Which training images each replica uses: ``round(fraction * n)`` of its ``n`` allowed ones.
@@ -112,11 +108,11 @@ class Cohort:
             "out_shardings": jax.sharding.NamedSharding(mesh, rep)}
         self._init = jax.jit(jax.vmap(functools.partial(init_replica, static,
                                                         image_shape=image_shape)),
-                             compiler_options=_FAST_COMPILE, **placed)
+                             compiler_options=replicas.FAST_COMPILE, **placed)
         self.pretrained = config.model.get("pretrained", "")
         self._weights = pretrained.load(self.pretrained) if self.pretrained else None
         self.plan = jax.jit(jax.vmap(functools.partial(epoch_plan, batch_size=B, steps=steps),
-                                     in_axes=(0, 0, None)), compiler_options=_FAST_COMPILE,
+                                     in_axes=(0, 0, None)), compiler_options=replicas.FAST_COMPILE,
                             **placed)
         # Why per-chunk rounds get buffers of their own: a step that reads its replica's
         # slice of the stacked state and writes it back (dynamic_update_slice) made XLA CPU
@@ -128,10 +124,10 @@ class Cohort:
             self._split = jax.jit(devices.shard_map(
                 lambda tree: [jax.tree.map(lambda x, i=i: x[i:i + c], tree)
                               for i in range(0, local, c)],
-                mesh, in_specs=(rep,), out_specs=rep), compiler_options=_FAST_COMPILE)
+                mesh, in_specs=(rep,), out_specs=rep), compiler_options=replicas.FAST_COMPILE)
             self._join = jax.jit(devices.shard_map(
                 lambda trees: jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees),
-                mesh, in_specs=(rep,), out_specs=rep), compiler_options=_FAST_COMPILE)
+                mesh, in_specs=(rep,), out_specs=rep), compiler_options=replicas.FAST_COMPILE)
         step_r = over(functools.partial(train_step, static))
 
         def one_step_local(state, acc, hp, lr, alive, index, active, keys, s, images, labels):

@@ -101,6 +101,11 @@ def resolve_loop(loop: str, backend: str | None = None) -> str:
 # of XLA's default (docs/benchmarks.md, "XLA CPU compiler options").
 _CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
+# For programs that run once or move data only (set-up, splitting state into rounds, a
+# checkpoint's device copy): random-number ops compile slowly at XLA CPU's default
+# optimisation level (docs/benchmarks.md), and a copy has nothing to optimise.
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
 
 def compiler_options(choice: str = "tuned", backend: str | None = None) -> dict:
     """XLA options for the training and evaluation programs (``train.xla_options``).
