@@ -8,7 +8,9 @@
    decay on cmr96, ``--epochs`` epochs): one ``jaxseg sweep`` launch against
    ``torch_reference.py --mode=train`` run once per configuration, one process after another
    (the way the source studies ran their grids), and ``--parallel`` processes at a time with
-   the cores shared between them (the best a PyTorch user can do on a few cores). Wall times
+   the cores shared between them; with ``--channels_last`` (the default) both again in
+   PyTorch's NHWC memory format (its oneDNN convolutions' fastest layout on a CPU): the
+   best a PyTorch user can do on a few cores. Wall times
    include process start-up, data loading and (for jaxseg) compilation with an empty cache.
 
 Both parts run one after another in one invocation, so their ratios are side by side.
@@ -36,6 +38,8 @@ flags.DEFINE_integer("rounds", 3, "Alternating jaxseg/torch rounds of the step c
 flags.DEFINE_bool("grid", True, "Also run the grid comparison (minutes).")
 flags.DEFINE_integer("parallel", 2, "Also run the PyTorch grid this many processes at a time "
                      "(each with an equal share of the cores; 0: not).")
+flags.DEFINE_bool("channels_last", True, "Also time PyTorch with --channels_last (its NHWC "
+                  "memory format): the step in every round, the grid one by one and in parallel.")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -56,7 +60,7 @@ def main(argv):
     # drifts over minutes, so each round's ratio is taken from neighbouring measurements
     # and the median ratio over the rounds is reported.
     bench_json = os.path.join(scratch, "bench.json")
-    jax_steps, torch_steps = [], []
+    jax_steps, torch_steps, cl_steps = [], [], []
     for _ in range(flags.FLAGS.rounds):
         run(JAXSEG + ["bench", "--config=benchmarks/cmr96_size.py", "--replicas=1",
                        "--strategies=unroll", f"--repeats={flags.FLAGS.repeats}",
@@ -69,16 +73,26 @@ def main(argv):
         torch_steps.append(torch_step["step_s"])
         print(f"step: jax {jax_steps[-1]:.3f} s, torch {torch_steps[-1]:.3f} s "
               f"(jax/torch {jax_steps[-1] / torch_steps[-1]:.2f})", flush=True)
+        if flags.FLAGS.channels_last:
+            cl_steps.append(last_json(run(TORCH + ["--mode=step", "--channels_last",
+                                                   f"--steps={flags.FLAGS.repeats}"])[1])["step_s"])
+            print(f"step: torch channels_last {cl_steps[-1]:.3f} s "
+                  f"(jax/torch_cl {jax_steps[-1] / cl_steps[-1]:.2f})", flush=True)
     ratios = [j / t for j, t in zip(jax_steps, torch_steps, strict=True)]
     res.update(torch=torch_step["torch"], jax_steps_s=jax_steps, torch_steps_s=torch_steps,
                jax_step_s=float(np.median(jax_steps)), torch_step_s=float(np.median(torch_steps)),
                step_ratios=ratios, step_ratio_jax_over_torch=float(np.median(ratios)),
                params_torch=torch_step["params"])
+    if cl_steps:
+        cl_ratios = [j / t for j, t in zip(jax_steps, cl_steps, strict=True)]
+        res.update(torch_cl_steps_s=cl_steps, torch_cl_step_s=float(np.median(cl_steps)),
+                   step_ratio_jax_over_torch_cl=float(np.median(cl_ratios)))
 
     if flags.FLAGS.grid:
         res.update(torch_grid.grid_comparison("benchmarks/sweep_grid.py:grid8",
                                               flags.FLAGS.epochs, scratch,
-                                              parallel=flags.FLAGS.parallel))
+                                              parallel=flags.FLAGS.parallel,
+                                              channels_last=flags.FLAGS.channels_last))
     print(json.dumps(res, indent=1))
     if flags.FLAGS.out:
         with open(flags.FLAGS.out, "w") as f:

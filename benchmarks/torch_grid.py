@@ -60,7 +60,7 @@ def _torch_runs(runs, epochs, torch_args, parallel: int):
 
 
 def grid_comparison(grid: str, epochs: int, scratch: str, jaxseg_args=(), torch_args=(),
-                    parallel: int = 2) -> dict:
+                    parallel: int = 2, channels_last: bool = False) -> dict:
     """One ``jaxseg sweep`` of ``grid`` against the PyTorch reference run per configuration.
 
     Args:
@@ -70,10 +70,13 @@ def grid_comparison(grid: str, epochs: int, scratch: str, jaxseg_args=(), torch_
       jaxseg_args: extra ``jaxseg sweep`` flags (``--config.data.source_dir=...``).
       torch_args: extra ``torch_reference.py`` flags, or None to leave PyTorch out.
       parallel: also run the PyTorch runs this many at a time (0 or 1: not).
+      channels_last: also run the PyTorch runs (one by one, and ``parallel`` at a time) with
+        ``--channels_last``: the memory format a careful PyTorch user picks on a CPU.
 
     Returns:
       ``{"grid", "runs", "epochs", "sweep_s", "jax_dice", "torch_grid_s", "torch_dice",
-      "grid_speedup_sweep_vs_torch", "torch_parallel_s", ...}`` (PyTorch keys only when run).
+      "grid_speedup_sweep_vs_torch", "torch_parallel_s", ...}`` (PyTorch keys only when run;
+      the channels_last runs' keys start with ``torch_cl_`` and ``grid_speedup_..._cl``).
     """
     from jaxseg.sweep import expand
 
@@ -92,13 +95,17 @@ def grid_comparison(grid: str, epochs: int, scratch: str, jaxseg_args=(), torch_
     res["sweep_c000_strategy"] = summary.get("strategy_choice")
     if torch_args is None:
         return res
-    t_torch, torch_dice = _torch_runs(runs, epochs, list(torch_args), 1)
-    print(f"grid: torch one by one {t_torch:.1f} s", flush=True)
-    res.update(torch_grid_s=t_torch, torch_dice=torch_dice,
-               grid_speedup_sweep_vs_torch=t_torch / t_sweep)
-    if parallel > 1:
-        t_par, par_dice = _torch_runs(runs, epochs, list(torch_args), parallel)
-        print(f"grid: torch {parallel} at a time {t_par:.1f} s", flush=True)
-        res.update(torch_parallel=parallel, torch_parallel_s=t_par, torch_parallel_dice=par_dice,
-                   grid_speedup_sweep_vs_torch_parallel=t_par / t_sweep)
+    res["torch_parallel"] = parallel
+    for prefix, suffix, extra in [("torch_", "", [])] + (
+            [("torch_cl_", "_cl", ["--channels_last"])] if channels_last else []):
+        args = list(torch_args) + extra
+        t_torch, torch_dice = _torch_runs(runs, epochs, args, 1)
+        print(f"grid: torch{suffix} one by one {t_torch:.1f} s", flush=True)
+        res.update({f"{prefix}grid_s": t_torch, f"{prefix}dice": torch_dice,
+                    f"grid_speedup_sweep_vs_torch{suffix}": t_torch / t_sweep})
+        if parallel > 1:
+            t_par, par_dice = _torch_runs(runs, epochs, args, parallel)
+            print(f"grid: torch{suffix} {parallel} at a time {t_par:.1f} s", flush=True)
+            res.update({f"{prefix}parallel_s": t_par, f"{prefix}parallel_dice": par_dice,
+                        f"grid_speedup_sweep_vs_torch_parallel{suffix}": t_par / t_sweep})
     return res

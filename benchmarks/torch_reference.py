@@ -43,6 +43,8 @@ flags.DEFINE_integer("steps", 10, "step: timed steps (the median is reported).")
 flags.DEFINE_integer("seed", 0, "Seed of init, batch order and flips.")
 flags.DEFINE_integer("threads", 0, "torch threads (0: every core).")
 flags.DEFINE_string("device", "cpu", "torch device: cpu or cuda.")
+flags.DEFINE_bool("channels_last", False, "Model and images in torch.channels_last (NHWC) "
+                  "memory format: oneDNN's NHWC convolution kernels on CPU.")
 flags.DEFINE_bool("synthetic", False, "step: random images and labels of cmr96's shape "
                   "instead of reading the data (a machine without the data).")
 
@@ -191,6 +193,10 @@ def main(argv):
     gen = torch.Generator().manual_seed(FLAGS.seed)
     device = torch.device(FLAGS.device)
     model = UNet().to(device)
+    # The memory format is set before the optimizer sees the parameters, as PyTorch's
+    # channels_last tutorial does; the images follow it below.
+    layout = torch.channels_last if FLAGS.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     opt = make_optimizer(model, FLAGS.lr, FLAGS.weight_decay)
     B = FLAGS.batch_size
     if FLAGS.synthetic:
@@ -198,10 +204,11 @@ def main(argv):
         labels = torch.randint(0, 4, (B, 96, 96), generator=gen)
     else:
         images, labels = load_split("train")
-    images, labels = images.to(device), labels.to(device)
+    images, labels = images.to(device, memory_format=layout), labels.to(device)
     gen = torch.Generator(device).manual_seed(FLAGS.seed)  # the flips' draws, on the device
     info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-            "params": sum(p.numel() for p in model.parameters()), "device": str(device)}
+            "params": sum(p.numel() for p in model.parameters()), "device": str(device),
+            "channels_last": FLAGS.channels_last}
     if device.type == "cuda":
         info["device_name"] = torch.cuda.get_device_name(device)
     if FLAGS.mode == "step":
@@ -215,7 +222,8 @@ def main(argv):
             times.append(time.perf_counter() - t0)
         print(json.dumps({**info, "step_s": statistics.median(times), "steps": FLAGS.steps}))
         return
-    val_images, val_labels = (t.to(device) for t in load_split("val"))
+    val_images, val_labels = load_split("val")
+    val_images, val_labels = val_images.to(device, memory_format=layout), val_labels.to(device)
     best, best_epoch = -1.0, 0
     for epoch in range(FLAGS.epochs):
         train_epoch(model, opt, images, labels, gen, B)
