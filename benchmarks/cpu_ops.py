@@ -14,6 +14,7 @@ gradient (jaxseg's options against ``torch.nn.grad``).
 Commands (from the repository root):
   python benchmarks/cpu_ops.py --out=docs/bench_cpu_ops.json
   python benchmarks/cpu_ops.py --out=docs/bench_cpu_ops_2026-12-06.json  # + channels_last
+  python benchmarks/cpu_ops.py --out=docs/bench_cpu_ops_2026-12-06b.json  # libraries timed apart
 """
 
 import json
@@ -56,15 +57,26 @@ CONV_PARTS = {"fwd": lambda x, w, dy: _conv(x, w), "input grad": _input_grad,
 
 
 def _median_round_robin(fns: dict, repeats: int) -> dict:
-    for f in fns.values():
-        f()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
+    """Median wall time of each op: XLA's ops round-robin, then PyTorch's, each after a warm-up.
+
+    The two libraries are not interleaved: PyTorch's OpenMP threads keep spinning after an
+    op returns and slow the XLA op that runs next, and XLA's pool is left cold (measured
+    2026-12-06: 2-4 ms on these convolutions, whichever op came first after the other
+    library; one untimed call in between was not enough for the short ones).
+    """
+    out = {}
+    for torch_ops in (False, True):
+        group = {k: f for k, f in fns.items() if k.startswith("torch") == torch_ops}
+        for f in group.values():
             f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
+        times = {k: [] for k in group}
+        for _ in range(repeats):
+            for k, f in group.items():
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
+        out.update({k: float(np.median(v)) for k, v in times.items()})
+    return out
 
 
 def main(argv):
