@@ -60,9 +60,9 @@ def _median_round_robin(fns: dict, repeats: int) -> dict:
     """Median wall time of each op: XLA's ops round-robin, then PyTorch's, each after a warm-up.
 
     The two libraries are not interleaved: PyTorch's OpenMP threads keep spinning after an
-    op returns and slow the XLA op that runs next, and XLA's pool is left cold (measured
-    2026-12-06: 2-4 ms on these convolutions, whichever op came first after the other
-    library; one untimed call in between was not enough for the short ones).
+    op returns and slow the XLA op that runs next (``benchmarks/library_interference.py``:
+    2-4 ms on these convolutions, whichever option set runs right after PyTorch; one
+    untimed call in between still left 10% on the shortest).
     """
     out = {}
     for torch_ops in (False, True):

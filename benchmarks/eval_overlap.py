@@ -16,9 +16,7 @@ Command (from the repository root):
   python benchmarks/eval_overlap.py --out=docs/bench_eval_overlap_cpu.json
 """
 
-import json
 import os
-import platform
 import sys
 import time
 
@@ -29,6 +27,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cmr96_size  # noqa: E402
+import record  # noqa: E402
 
 from jaxseg import bench, configs  # noqa: E402
 from jaxseg.data import datasets  # noqa: E402
@@ -73,15 +72,8 @@ def main(_):
     out = {"median_s": med, "saved_fraction_of_evaluation": {
         n: (med[f"{n} steps"] + med["evaluation"] - med[f"evaluation, then {n} steps, overlapped"])
         / med["evaluation"] for n in (1, 4)},
-        "repeats": FLAGS.repeats, "val_images": FLAGS.val, "jax": jax.__version__,
-        "backend": jax.default_backend(), "cores": os.cpu_count(), "machine": platform.machine(),
-        "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/eval_overlap.py --out=docs/bench_eval_overlap_cpu.json"}
-    print(json.dumps(out, indent=1))
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
-            json.dump(out, f, indent=1)
-
+        "repeats": FLAGS.repeats, "val_images": FLAGS.val, **record.provenance()}
+    record.emit(out, FLAGS.out)
 
 if __name__ == "__main__":
     app.run(main)

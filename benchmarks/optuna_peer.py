@@ -20,12 +20,12 @@ Commands (docs/studies/lr_search1/halving/, docs/studies/optimizer_lr/halving/):
       --out=runs/optuna_peer_opt.json
 """
 
-import json
 import math
 import os
 import time
 
 import optuna
+import record
 import torch
 import torch_reference as ref
 from absl import app, flags
@@ -106,10 +106,7 @@ def main(argv):
            "epochs_trained": sum(f[3] for f in finished),
            "trials_in_order": [{"t_s": round(s, 1), "trial": num, "best_dice": d,
                                 "epochs": e, "state": st} for s, num, d, e, st in finished]}
-    print(json.dumps(out, indent=1))
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
-            json.dump(out, f, indent=1)
+    record.emit(out, FLAGS.out)
 
 
 if __name__ == "__main__":

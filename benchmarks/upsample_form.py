@@ -15,20 +15,16 @@ Command (from the repository root):
   python benchmarks/upsample_form.py --repeats=40 --out=docs/bench_upsample_form_cpu.json
 """
 
-import json
 import os
-import platform
-import subprocess
 import sys
-import time
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cmr96_size  # noqa: E402
+import record  # noqa: E402
 
 from jaxseg import bench, configs  # noqa: E402
 from jaxseg.data import datasets  # noqa: E402
@@ -95,18 +91,9 @@ def main(_):
     rows = [{"form": name, "step_s": r["step_s"], "ratio": r["step_s"] / ref,
              "loss_sum": p.loss_sum, "compile_s": p.compile_s}
             for (name, p), r in zip(programs.items(), results, strict=True)]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    out = {"rows": rows, "repeats": FLAGS.repeats, "jax": jax.__version__,
-           "backend": jax.default_backend(), "cores": os.cpu_count(),
-           "machine": platform.machine(), "commit": commit, "date": time.strftime("%Y-%m-%d"),
-           "command": f"python benchmarks/upsample_form.py --repeats={FLAGS.repeats}"}
     for r in rows:
         print(f"{r['form']:24s} {r['step_s']:.4f} s  {r['ratio']:.3f}x  loss sum {r['loss_sum']}")
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
-            json.dump(out, f, indent=1)
-
+    record.emit({"rows": rows, "repeats": FLAGS.repeats, **record.provenance()}, FLAGS.out)
 
 if __name__ == "__main__":
     app.run(main)

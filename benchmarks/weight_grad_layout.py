@@ -13,9 +13,8 @@ Command (from the repository root):
   python benchmarks/weight_grad_layout.py --out=docs/bench_weight_grad_layout_cpu.json
 """
 
-import json
 import os
-import platform
+import sys
 import time
 
 import jax
@@ -23,7 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from jaxseg.engine import replicas
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import record  # noqa: E402
+
+from jaxseg.engine import replicas  # noqa: E402
 
 flags.DEFINE_integer("repeats", 21, "Round-robin rounds (the median is reported).")
 flags.DEFINE_string("out", None, "Write the results as JSON to this file.")
@@ -76,17 +78,9 @@ def main(_):
         print(rows[-1], flush=True)
     out = {"rows": rows, "sum_xla_s": sum(r["xla_s"] for r in rows),
            "sum_pre_transposed_s": sum(r["pre_transposed_s"] for r in rows),
-           "repeats": FLAGS.repeats, "jax": jax.__version__, "backend": jax.default_backend(),
-           "cores": os.cpu_count(), "machine": platform.machine(),
-           "date": time.strftime("%Y-%m-%d"),
-           "command": "python benchmarks/weight_grad_layout.py "
-                      "--out=docs/bench_weight_grad_layout_cpu.json"}
+           "repeats": FLAGS.repeats, **record.provenance()}
     out["ratio_of_sums"] = out["sum_pre_transposed_s"] / out["sum_xla_s"]
-    print(json.dumps({k: v for k, v in out.items() if k != "rows"}, indent=1))
-    if FLAGS.out:
-        with open(FLAGS.out, "w") as f:
-            json.dump(out, f, indent=1)
-
+    record.emit(out, FLAGS.out)
 
 if __name__ == "__main__":
     app.run(main)

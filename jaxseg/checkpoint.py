@@ -213,6 +213,7 @@ class CohortCheckpoints:
         Returns:
           ``(state, best, host)`` with every array stacked over the replicas.
         """
+        self.wait()
         out = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(), best=ocp.args.StandardRestore(),
             host=ocp.args.JsonRestore()))
@@ -237,6 +238,7 @@ class CohortCheckpoints:
 
     def restore_host(self, step: int) -> dict:
         """Reads only the host bookkeeping of one step (cheap; for inspection)."""
+        self.wait()
         return self.manager.restore(step, args=ocp.args.Composite(
             host=ocp.args.JsonRestore()))["host"]
 
